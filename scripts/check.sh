@@ -1,0 +1,73 @@
+#!/bin/bash
+# The test command's last step (make check builds first): host-side static
+# checks, then one boot of H that runs every kselftest and end-to-end test
+# (tools/testing/selftests/vhost_nvme/run_vm_tests.sh). Prints each case as
+# it completes and ends with exactly one line "N passed, M failed".
+#
+# Environment: VHOST_NVME_TESTS="name ..." runs only those tests in H;
+# VHOST_NVME_RUNS=DIR keeps the VM logs there (default: a temp dir).
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+st=tools/testing/selftests/vhost_nvme
+
+runs=${VHOST_NVME_RUNS:-$(mktemp -d "${TMPDIR:-/tmp}/vhost-nvme-check.XXXXXX")}
+mkdir -p "$runs"
+summary=$runs/summary
+passed=0 failed=0 skipped=0
+
+result() {		# ok|not-ok name [reason]
+	if [ "$1" = ok ]; then
+		passed=$((passed + 1))
+		echo "ok - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $2${3:+ # $3}"
+	fi
+}
+
+# 1. Host-side: the kernel files are checkpatch --strict clean.
+if out=$(make -s checkpatch 2>&1); then
+	result ok host.checkpatch_strict
+else
+	echo "$out" | sed 's/^/# /'
+	result not-ok host.checkpatch_strict
+fi
+
+# 2. One boot of H runs all VM tests; count their KTAP case lines.
+echo "# booting H (TCG) for the VM tests; logs in $runs/H"
+read -r -a sel <<<"${VHOST_NVME_TESTS:-}"
+"$st/vm/run-h" -o "$runs/H" -- "$st/run_vm_tests.sh" "${sel[@]}" \
+	2>"$runs/run-h.err" | tee "$runs/tests.log"
+rc=${PIPESTATUS[0]}
+
+read -r p f s < <(awk '
+	/^ok [0-9]+ .*# SKIP/ { s++; next }
+	/^ok [0-9]+ /         { p++; next }
+	/^not ok [0-9]+ /     { f++ }
+	END { print p + 0, f + 0, s + 0 }' "$runs/tests.log")
+passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+
+case $rc in
+0 | 1)
+	result ok "H.kernel_log_clean_and_vm_completed" ;;
+201)
+	sed 's/^/# /' "$runs/run-h.err"
+	result not-ok "H.kernel_log_clean_and_vm_completed" "kernel warning in H" ;;
+*)
+	sed 's/^/# /' "$runs/run-h.err"
+	result not-ok "H.kernel_log_clean_and_vm_completed" "vm-run status $rc" ;;
+esac
+# The runner failed but no case said so (a test died before reporting).
+if [ "$rc" = 1 ] && [ "$f" = 0 ]; then
+	result not-ok "H.runner_status" "run_vm_tests.sh failed without a failing case"
+fi
+if [ $((p + f)) -eq 0 ]; then
+	result not-ok "H.ran_tests" "no test case reported"
+fi
+
+line="$passed passed, $failed failed"
+[ $skipped -eq 0 ] || line+=", $skipped skipped"
+echo "$line" >"$summary"
+echo "$line"
+[ $failed -eq 0 ]
