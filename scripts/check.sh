@@ -26,13 +26,29 @@ result() {		# ok|not-ok name [reason]
 	fi
 }
 
-# 1. Host-side: the kernel files are checkpatch --strict clean.
-if out=$(make -s checkpatch 2>&1); then
-	result ok host.checkpatch_strict
-else
-	echo "$out" | sed 's/^/# /'
-	result not-ok host.checkpatch_strict
-fi
+# 1. Host-side: static checks and the other ways to build the module.
+
+host_test() {		# name command...
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		result ok "$name"
+	else
+		echo "$out" | tail -n 30 | sed 's/^/# /'
+		result not-ok "$name"
+	fi
+}
+
+# sparse (make C=2) must say nothing about our files.
+sparse_clean() {
+	local out
+	out=$(make -s sparse 2>&1) || { echo "$out"; return 1; }
+	! echo "$out" | grep -E 'warning|error'
+}
+host_test host.checkpatch_strict make -s checkpatch
+host_test host.sparse_clean sparse_clean
+host_test host.dkms_build scripts/dkms-build.sh
+host_test host.in_kernel_tree_build scripts/intree-build.sh
 
 # 2. One boot of H runs all VM tests; count their KTAP case lines.
 echo "# booting H (TCG) for the VM tests; logs in $runs/H"

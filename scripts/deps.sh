@@ -43,7 +43,9 @@ pkgs=(
 	busybox-static kmod cpio xz-utils zstd fio nvme-cli util-linux
 	seabios procps psmisc
 	# static checks
-	sparse
+	sparse dkms
+	# kernel-tree build of the fragments (scripts/intree-build.sh)
+	libelf-dev libssl-dev bc
 	# QEMU build
 	dpkg-dev ninja-build pkg-config flex bison python3-venv
 	libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev

@@ -5,8 +5,9 @@
 #   world-check.sh [-n RUNS] [-k]     (-k: keep going after a failure)
 #
 # The configuration comes from the environment, defaults = the chosen one
-# (docs/testing.md): OUTER_QEMU, H_CPU, H_SMP, H_MEM, G_SMP, G_MEM,
-# G_APPEND, STRESS_SECS. Ends with "N passed, M failed" over the runs.
+# (docs/testing.md): OUTER_QEMU, H_CPU, H_SMP, H_MEM, H_APPEND (extra H
+# kernel arguments, e.g. kvm_amd.npt=0), G_SMP, G_MEM, G_APPEND,
+# STRESS_SECS. Ends with "N passed, M failed" over the runs.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 vm=$top/tools/testing/selftests/vhost_nvme/vm
@@ -24,6 +25,7 @@ export G_APPEND=${G_APPEND:-}
 outer=${OUTER_QEMU:-qemu-system-x86_64}
 config="outer=$("$outer" --version | head -n 1 | awk '{print $4}')"
 config+=" H_CPU=${H_CPU:-max} H_SMP=${H_SMP:-2} H_MEM=${H_MEM:-4G}"
+config+=" H_APPEND='${H_APPEND:-}'"
 config+=" G_SMP=$G_SMP G_MEM=$G_MEM G_APPEND='$G_APPEND' secs=$STRESS_SECS"
 logs=${VHOST_NVME_RUNS:-/var/tmp/vhost-nvme-world-check}/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$logs"
@@ -32,8 +34,11 @@ echo "world-check: $config; logs in $logs"
 pass=0 fail=0 streak=0 best=0
 for i in $(seq "$runs"); do
 	start=$(date +%s)
+	h_args=()
+	[ -n "${H_APPEND:-}" ] && h_args+=(-a "$H_APPEND")
 	env STRESS_SECS="$STRESS_SECS" "$vm/run-h" -n -s -o "$logs/$i" \
-		-c "${H_SMP:-2}" -m "${H_MEM:-4G}" -t $((STRESS_SECS + 400)) -- \
+		-c "${H_SMP:-2}" -m "${H_MEM:-4G}" -t $((STRESS_SECS + 400)) \
+		"${h_args[@]}" -- \
 		"$vm/world-stress" h 2>"$logs/$i.err"
 	rc=$?
 	secs=$(( $(date +%s) - start ))
@@ -48,7 +53,7 @@ for i in $(seq "$runs"); do
 	why=$(grep -h -o 'vm-run: FAIL.*' "$logs/$i/out.log" "$logs/$i.err" |
 		head -n 1)
 	[ -n "$why" ] || why="stress exited $rc: $(tail -n 1 "$logs/$i/out.log")"
-	echo "run $i: FAIL ${why#vm-run: } (${secs}s; logs $logs/$i)"
+	echo "run $i: ${why#vm-run: } (${secs}s; logs $logs/$i)"
 	[ $keep -eq 1 ] || break
 done
 echo "world-check: $config: $pass/$((pass + fail)) passed, longest streak $best"

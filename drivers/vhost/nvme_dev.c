@@ -12,44 +12,56 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
-#include <linux/mutex.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <linux/vhost_nvme.h>
 
-/**
- * struct vhost_nvme_dev - state of one open /dev/vhost-nvme
- * @mutex: serialises ioctls that change the device's configuration
- * @features: feature bits accepted by VHOST_SET_FEATURES
- */
-struct vhost_nvme_dev {
-	struct mutex mutex;	/* serialises configuration ioctls */
-	u64 features;
-};
+#include "nvme.h"
+
+struct workqueue_struct *vnvme_wq;
 
 static int vhost_nvme_open(struct inode *inode, struct file *file)
 {
-	struct vhost_nvme_dev *dev;
+	struct vnvme_dev *dev;
 
-	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
+	dev = kvzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
 	if (!dev)
 		return -ENOMEM;
 	mutex_init(&dev->mutex);
+	init_waitqueue_head(&dev->idle_wq);
+	spin_lock_init(&dev->err_lock);
+	dev->mdts = VNVME_DEFAULT_MDTS;
+	dev->max_queues = VHOST_NVME_MAX_QUEUES;
 	file->private_data = dev;
 	return 0;
 }
 
+/*
+ * The last reference is gone: the VMM closed the fd or died. Stop, wait for
+ * every command in flight (a dead owner's completions are dropped, not
+ * posted), then free everything. Guest memory is not touched from here.
+ */
 static int vhost_nvme_release(struct inode *inode, struct file *file)
 {
-	struct vhost_nvme_dev *dev = file->private_data;
+	struct vnvme_dev *dev = file->private_data;
 
+	mutex_lock(&dev->mutex);
+	vnvme_stop(dev);
+	vnvme_delete_all_queues(dev);
+	vnvme_workers_destroy(dev);
+	vnvme_ns_free_all(dev);
+	mutex_unlock(&dev->mutex);
+	vnvme_mem_free(dev);
+	if (dev->err_ctx)
+		eventfd_ctx_put(dev->err_ctx);
+	if (dev->mm)
+		mmdrop(dev->mm);
 	mutex_destroy(&dev->mutex);
-	kfree(dev);
+	kvfree(dev);
 	return 0;
 }
 
-static long vhost_nvme_set_features(struct vhost_nvme_dev *dev,
-				    u64 __user *argp)
+static long vnvme_set_features(struct vnvme_dev *dev, u64 __user *argp)
 {
 	u64 features;
 
@@ -57,30 +69,217 @@ static long vhost_nvme_set_features(struct vhost_nvme_dev *dev,
 		return -EFAULT;
 	if (features & ~VHOST_NVME_FEATURES)
 		return -EOPNOTSUPP;
-	mutex_lock(&dev->mutex);
 	dev->features = features;
-	mutex_unlock(&dev->mutex);
 	return 0;
+}
+
+static long vnvme_set_owner(struct vnvme_dev *dev)
+{
+	if (dev->mm)
+		return -EBUSY;
+	dev->mm = current->mm;
+	mmgrab(dev->mm);
+	return 0;
+}
+
+static bool vnvme_has_queues(struct vnvme_dev *dev)
+{
+	int i;
+
+	for (i = 1; i <= VHOST_NVME_MAX_QUEUES; i++)
+		if (dev->sqs[i] || dev->cqs[i])
+			return true;
+	return false;
+}
+
+static long vnvme_set_config(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_config cfg;
+
+	if (copy_from_user(&cfg, argp, sizeof(cfg)))
+		return -EFAULT;
+	if (memchr_inv(cfg.reserved, 0, sizeof(cfg.reserved)) ||
+	    cfg.mdts < 1 || cfg.mdts > VHOST_NVME_MAX_MDTS ||
+	    cfg.dstrd > VHOST_NVME_MAX_DSTRD ||
+	    cfg.max_queues < 1 || cfg.max_queues > VHOST_NVME_MAX_QUEUES)
+		return -EINVAL;
+	if (vnvme_has_queues(dev) || dev->dbs_gpa)
+		return -EBUSY;
+	dev->mdts = cfg.mdts;
+	dev->dstrd = cfg.dstrd;
+	dev->max_queues = cfg.max_queues;
+	return 0;
+}
+
+static void vnvme_start(struct vnvme_dev *dev)
+{
+	int i;
+
+	WRITE_ONCE(dev->running, true);
+	for (i = 1; i <= VHOST_NVME_MAX_QUEUES; i++) {
+		struct vnvme_sq *sq = dev->sqs[i];
+
+		if (sq) {
+			atomic_set(&sq->kicked, 1);
+			vnvme_worker_kick(sq->worker);
+		}
+	}
+}
+
+static long vnvme_set_error_fd(struct vnvme_dev *dev, int __user *argp)
+{
+	struct eventfd_ctx *ctx = NULL, *old;
+	int fd;
+
+	if (get_user(fd, argp))
+		return -EFAULT;
+	if (fd < -1)
+		return -EINVAL;
+	if (fd >= 0) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	spin_lock_irq(&dev->err_lock);
+	old = dev->err_ctx;
+	dev->err_ctx = ctx;
+	if (ctx && dev->err_count)
+		eventfd_signal(ctx);
+	spin_unlock_irq(&dev->err_lock);
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
+}
+
+static long vnvme_get_error(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_error e;
+
+	spin_lock_irq(&dev->err_lock);
+	if (!dev->err_count) {
+		spin_unlock_irq(&dev->err_lock);
+		return -EAGAIN;
+	}
+	e = dev->errors[dev->err_head];
+	dev->err_head = (dev->err_head + 1) % VNVME_MAX_ERRORS;
+	dev->err_count--;
+	spin_unlock_irq(&dev->err_lock);
+	if (copy_to_user(argp, &e, sizeof(e)))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The ioctls that need the owner: they create workers, which are threads of
+ * the owner, or describe its memory.
+ */
+static bool vnvme_is_owner_ioctl(unsigned int cmd)
+{
+	switch (cmd) {
+	case VHOST_SET_MEM_TABLE:
+	case VHOST_NVME_SET_CONFIG:
+	case VHOST_NVME_SET_NAMESPACE:
+	case VHOST_NVME_CLEAR_NAMESPACE:
+	case VHOST_NVME_CREATE_CQ:
+	case VHOST_NVME_DELETE_CQ:
+	case VHOST_NVME_CREATE_SQ:
+	case VHOST_NVME_DELETE_SQ:
+	case VHOST_NVME_SET_DBBUF:
+	case VHOST_NVME_CLEAR_DBBUF:
+	case VHOST_NVME_DOORBELL:
+	case VHOST_NVME_START:
+	case VHOST_NVME_STOP:
+	case VHOST_NVME_RESET:
+	case VHOST_NVME_GET_QUEUE_STATS:
+	case VHOST_NVME_SET_ERROR_FD:
+	case VHOST_NVME_GET_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static long vnvme_owner_ioctl(struct vnvme_dev *dev, unsigned int cmd,
+			      void __user *argp)
+{
+	switch (cmd) {
+	case VHOST_SET_MEM_TABLE:
+		return vnvme_set_mem_table(dev, argp);
+	case VHOST_NVME_SET_CONFIG:
+		return vnvme_set_config(dev, argp);
+	case VHOST_NVME_SET_NAMESPACE:
+		return vnvme_set_namespace(dev, argp);
+	case VHOST_NVME_CLEAR_NAMESPACE:
+		return vnvme_clear_namespace(dev, argp);
+	case VHOST_NVME_CREATE_CQ:
+		return vnvme_create_cq(dev, argp);
+	case VHOST_NVME_DELETE_CQ:
+		return vnvme_delete_cq(dev, argp);
+	case VHOST_NVME_CREATE_SQ:
+		return vnvme_create_sq(dev, argp);
+	case VHOST_NVME_DELETE_SQ:
+		return vnvme_delete_sq(dev, argp);
+	case VHOST_NVME_SET_DBBUF:
+		return vnvme_set_dbbuf(dev, argp);
+	case VHOST_NVME_CLEAR_DBBUF:
+		vnvme_clear_dbbuf(dev);
+		return 0;
+	case VHOST_NVME_DOORBELL:
+		return vnvme_doorbell(dev, argp);
+	case VHOST_NVME_START:
+		vnvme_start(dev);
+		return 0;
+	case VHOST_NVME_STOP:
+		vnvme_stop(dev);
+		return 0;
+	case VHOST_NVME_RESET:
+		vnvme_stop(dev);
+		vnvme_delete_all_queues(dev);
+		vnvme_clear_dbbuf(dev);
+		return 0;
+	case VHOST_NVME_GET_QUEUE_STATS:
+		return vnvme_queue_stats(dev, argp);
+	case VHOST_NVME_SET_ERROR_FD:
+		return vnvme_set_error_fd(dev, argp);
+	case VHOST_NVME_GET_ERROR:
+		return vnvme_get_error(dev, argp);
+	default:
+		return -ENOIOCTLCMD;
+	}
 }
 
 static long vhost_nvme_ioctl(struct file *file, unsigned int cmd,
 			     unsigned long arg)
 {
-	struct vhost_nvme_dev *dev = file->private_data;
+	struct vnvme_dev *dev = file->private_data;
 	void __user *argp = (void __user *)arg;
 	u64 features = VHOST_NVME_FEATURES;
+	long ret;
 
+	if (cmd == VHOST_GET_FEATURES)
+		return copy_to_user(argp, &features, sizeof(features)) ?
+		       -EFAULT : 0;
+
+	mutex_lock(&dev->mutex);
 	switch (cmd) {
-	case VHOST_GET_FEATURES:
-		if (copy_to_user(argp, &features, sizeof(features)))
-			return -EFAULT;
-		return 0;
 	case VHOST_SET_FEATURES:
-		return vhost_nvme_set_features(dev, argp);
+		ret = vnvme_set_features(dev, argp);
+		break;
+	case VHOST_SET_OWNER:
+		ret = vnvme_set_owner(dev);
+		break;
 	default:
-		/* The VFS turns this into -ENOTTY for userspace. */
-		return -ENOIOCTLCMD;
+		/* The VFS turns -ENOIOCTLCMD into -ENOTTY for userspace. */
+		if (!vnvme_is_owner_ioctl(cmd))
+			ret = -ENOIOCTLCMD;
+		else if (!dev->mm || dev->mm != current->mm)
+			ret = -EPERM;
+		else
+			ret = vnvme_owner_ioctl(dev, cmd, argp);
+		break;
 	}
+	mutex_unlock(&dev->mutex);
+	return ret;
 }
 
 static const struct file_operations vhost_nvme_fops = {
@@ -102,12 +301,31 @@ static struct miscdevice vhost_nvme_misc = {
 
 static int __init vhost_nvme_init(void)
 {
-	return misc_register(&vhost_nvme_misc);
+	int ret;
+
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_config) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_namespace) != 56);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_cq) != 48);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_sq) != 48);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_queue_id) != 8);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_dbbuf) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_doorbell) != 8);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_queue_stats) != 88);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_error) != 16);
+
+	vnvme_wq = alloc_workqueue("vhost-nvme", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!vnvme_wq)
+		return -ENOMEM;
+	ret = misc_register(&vhost_nvme_misc);
+	if (ret)
+		destroy_workqueue(vnvme_wq);
+	return ret;
 }
 
 static void __exit vhost_nvme_exit(void)
 {
 	misc_deregister(&vhost_nvme_misc);
+	destroy_workqueue(vnvme_wq);
 }
 
 module_init(vhost_nvme_init);
@@ -115,3 +333,4 @@ module_exit(vhost_nvme_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("vhost-nvme: NVMe I/O queues in the kernel for KVM guests");
+MODULE_SOFTDEP("pre: vhost_iotlb");
