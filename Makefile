@@ -8,6 +8,7 @@
 #   make qemu         build QEMU with our patch series (cached)
 #   make check        all of the above, then every test in the VM world
 #   make demo         the main job, shown end to end in the VM world
+#   make bench        performance runs (ratios against peers, one boot)
 #   make world-check  stability loop of the nested VM world
 #   make checkpatch   checkpatch.pl --strict on the kernel files
 
@@ -18,8 +19,8 @@ SELFTESTS := tools/testing/selftests/vhost_nvme
 KERNEL_FILES := $(filter-out %.mod.c,$(wildcard drivers/vhost/*.[ch] include/uapi/linux/*.h))
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps module selftests qemu check demo world-check checkpatch \
-	sparse clean
+.PHONY: all deps module selftests qemu check demo bench world-check \
+	checkpatch sparse clean
 
 all: module selftests
 
@@ -52,6 +53,11 @@ demo:
 	@$(MAKE) deps
 	@$(MAKE) module qemu
 	@scripts/demo.sh
+
+bench:
+	@$(MAKE) deps
+	@$(MAKE) module selftests
+	@scripts/bench.sh
 
 world-check:
 	@$(MAKE) deps

@@ -69,7 +69,8 @@
  *	1..VHOST_NVME_MAX_QUEUES. Default VHOST_NVME_MAX_QUEUES.
  * @reserved: must be zero
  *
- * VHOST_NVME_SET_CONFIG: only while no I/O queue exists (else -EBUSY).
+ * VHOST_NVME_SET_CONFIG: only while no I/O queue exists and no doorbell
+ * buffer is set (else -EBUSY): queue limits and entry indices depend on it.
  */
 struct vhost_nvme_config {
 	__u8 mdts;

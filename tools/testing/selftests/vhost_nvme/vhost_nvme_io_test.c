@@ -888,6 +888,7 @@ TEST_F(status, data_outside_memory)
 		    "write, list entry outside");
 }
 
+/* A READ_ONLY namespace refuses writes; once cleared, all I/O. */
 TEST_F(status, read_only_namespace)
 {
 	struct io_ctx *c = &self->c;
@@ -926,6 +927,14 @@ TEST_F(status, read_only_namespace)
 		    c->got, 4096);
 	nvme_sqe_flush(&cmd, 2);
 	EXEC_STATUS(c, &cmd, NVME_SC_SUCCESS, "flush");
+
+	/* Detached again, the namespace is gone for I/O. */
+	ASSERT_OK(guest_stop(&c->g));
+	ASSERT_OK(guest_clear_namespace(&c->g, 2));
+	ASSERT_OK(guest_start(&c->g));
+	nvme_sqe_rw(&cmd, NVME_CMD_READ, 2, 100, 8, 0);
+	guest_prp_build(&c->g, &self->page, 0, &cmd);
+	EXEC_STATUS(c, &cmd, NVME_SC_INVALID_NS, "read after CLEAR_NAMESPACE");
 }
 
 TEST_F(status, command_id_echoed)

@@ -33,7 +33,7 @@
 #define DELETE_ITERS	150	/* per doorbell mode */
 #define STOP_ITERS	100	/* per doorbell mode */
 #define RESET_ITERS	50	/* per doorbell mode */
-#define CLOSE_ITERS	200
+#define CLOSE_ITERS	400
 
 struct qctx {
 	struct guest g;
