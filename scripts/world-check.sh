@@ -20,7 +20,7 @@ while getopts "n:k" opt; do
 	esac
 done
 
-export STRESS_SECS=${STRESS_SECS:-40} G_SMP=${G_SMP:-2} G_MEM=${G_MEM:-1G}
+export STRESS_SECS=${STRESS_SECS:-40} G_SMP=${G_SMP:-1} G_MEM=${G_MEM:-1G}
 export G_APPEND=${G_APPEND:-}
 outer=${OUTER_QEMU:-qemu-system-x86_64}
 config="outer=$("$outer" --version | head -n 1 | awk '{print $4}')"
