@@ -72,34 +72,44 @@ static int vnvme_dbbuf_put(struct vnvme_dev *dev, u64 page, u32 idx, u32 val)
 	return 0;
 }
 
-/* Worker: the guest's current SQ tail, validated; false stops the SQ. */
-static bool vnvme_sq_read_tail(struct vnvme_sq *sq, u32 *tail)
+/*
+ * Worker: the guest's current SQ tail or CQ head for queue @qid, from the
+ * shadow doorbell or else the last forwarded value. False puts the queue in
+ * error (@state) and reports why: unreadable, or not below @entries.
+ */
+static bool vnvme_db_read(struct vnvme_worker *w, u16 qid, bool cq,
+			  u32 entries, u32 forwarded, u64 *sdb_reads,
+			  enum vnvme_q_state *state, u32 *val)
 {
-	struct vnvme_worker *w = sq->worker;
-	struct vnvme_dev *dev = sq->dev;
-	u32 v;
+	struct vnvme_dev *dev = w->dev;
+	u32 v = forwarded;
 
 	if (w->dbs_gpa) {
 		if (vnvme_dbbuf_get(dev, w->dbs_gpa,
-				    vnvme_db_index(dev, sq->qid, false), &v)) {
-			sq->state = VNVME_Q_ERROR;
-			vnvme_report_error(dev, sq->qid, false,
+				    vnvme_db_index(dev, qid, cq), &v)) {
+			*state = VNVME_Q_ERROR;
+			vnvme_report_error(dev, qid, cq,
 					   VHOST_NVME_ERR_BAD_QUEUE_MEMORY,
 					   0, w->dbs_gpa);
 			return false;
 		}
-		sq->sdb_reads++;
-	} else {
-		v = READ_ONCE(sq->db_value);
+		(*sdb_reads)++;
 	}
-	if (v >= sq->entries) {
-		sq->state = VNVME_Q_ERROR;
-		vnvme_report_error(dev, sq->qid, false,
+	if (v >= entries) {
+		*state = VNVME_Q_ERROR;
+		vnvme_report_error(dev, qid, cq,
 				   VHOST_NVME_ERR_INVALID_DB_VALUE, v, 0);
 		return false;
 	}
-	*tail = v;
+	*val = v;
 	return true;
+}
+
+static bool vnvme_sq_read_tail(struct vnvme_sq *sq, u32 *tail)
+{
+	return vnvme_db_read(sq->worker, sq->qid, false, sq->entries,
+			     READ_ONCE(sq->db_value), &sq->sdb_reads,
+			     &sq->state, tail);
 }
 
 /*
@@ -133,30 +143,9 @@ static bool vnvme_sq_has_work(struct vnvme_sq *sq)
 
 static bool vnvme_cq_read_head(struct vnvme_cq *cq, struct vnvme_worker *w)
 {
-	struct vnvme_dev *dev = cq->dev;
-	u32 v;
-
-	if (w->dbs_gpa) {
-		if (vnvme_dbbuf_get(dev, w->dbs_gpa,
-				    vnvme_db_index(dev, cq->qid, true), &v)) {
-			cq->state = VNVME_Q_ERROR;
-			vnvme_report_error(dev, cq->qid, true,
-					   VHOST_NVME_ERR_BAD_QUEUE_MEMORY,
-					   0, w->dbs_gpa);
-			return false;
-		}
-		cq->sdb_reads++;
-	} else {
-		v = READ_ONCE(cq->db_value);
-	}
-	if (v >= cq->entries) {
-		cq->state = VNVME_Q_ERROR;
-		vnvme_report_error(dev, cq->qid, true,
-				   VHOST_NVME_ERR_INVALID_DB_VALUE, v, 0);
-		return false;
-	}
-	cq->head = v;
-	return true;
+	return vnvme_db_read(w, cq->qid, true, cq->entries,
+			     READ_ONCE(cq->db_value), &cq->sdb_reads,
+			     &cq->state, &cq->head);
 }
 
 static u32 vnvme_cq_room(struct vnvme_cq *cq)

@@ -17,24 +17,10 @@
 
 #include <linux/vhost_nvme.h>
 
+#include "guest.h"
 #include "kselftest_harness.h"
 
 #define DEV_PATH "/dev/vhost-nvme"
-#define REFCNT_PATH "/sys/module/vhost_nvme/refcnt"
-
-static long read_refcnt(void)
-{
-	FILE *f = fopen(REFCNT_PATH, "r");
-	long n = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &n) != 1)
-		n = -1;
-	fclose(f);
-	return n;
-}
-
 TEST(node_is_root_only_char_device)
 {
 	struct stat st;
@@ -70,14 +56,14 @@ TEST(open_pins_module)
 	long before, during;
 	int fd;
 
-	before = read_refcnt();
+	before = guest_module_refcnt();
 	ASSERT_GE(before, 0);
 	fd = open(DEV_PATH, O_RDWR | O_CLOEXEC);
 	ASSERT_GE(fd, 0);
-	during = read_refcnt();
+	during = guest_module_refcnt();
 	EXPECT_EQ(before + 1, during);
 	EXPECT_EQ(0, close(fd));
-	EXPECT_EQ(before, read_refcnt());
+	EXPECT_EQ(before, guest_module_refcnt());
 }
 
 TEST(many_opens_are_independent)
