@@ -126,12 +126,12 @@ static void vnvme_start(struct vnvme_dev *dev)
 	}
 }
 
-static long vnvme_set_error_fd(struct vnvme_dev *dev, int __user *argp)
+static long vnvme_set_error_fd(struct vnvme_dev *dev, void __user *argp)
 {
 	struct eventfd_ctx *ctx = NULL, *old;
 	int fd;
 
-	if (get_user(fd, argp))
+	if (get_user(fd, (int __user *)argp))
 		return -EFAULT;
 	if (fd < -1)
 		return -EINVAL;
@@ -169,83 +169,73 @@ static long vnvme_get_error(struct vnvme_dev *dev, void __user *argp)
 	return 0;
 }
 
+static long vnvme_ioctl_start(struct vnvme_dev *dev, void __user *argp)
+{
+	vnvme_start(dev);
+	return 0;
+}
+
+static long vnvme_ioctl_stop(struct vnvme_dev *dev, void __user *argp)
+{
+	vnvme_stop(dev);
+	return 0;
+}
+
+static long vnvme_ioctl_reset(struct vnvme_dev *dev, void __user *argp)
+{
+	vnvme_stop(dev);
+	vnvme_delete_all_queues(dev);
+	vnvme_clear_dbbuf(dev);
+	return 0;
+}
+
+static long vnvme_ioctl_clear_dbbuf(struct vnvme_dev *dev, void __user *argp)
+{
+	vnvme_clear_dbbuf(dev);
+	return 0;
+}
+
 /*
  * The ioctls that need the owner: they create workers, which are threads of
- * the owner, or describe its memory.
+ * the owner, or describe its memory. Called with dev->mutex held.
  */
-static bool vnvme_is_owner_ioctl(unsigned int cmd)
-{
-	switch (cmd) {
-	case VHOST_SET_MEM_TABLE:
-	case VHOST_NVME_SET_CONFIG:
-	case VHOST_NVME_SET_NAMESPACE:
-	case VHOST_NVME_CLEAR_NAMESPACE:
-	case VHOST_NVME_CREATE_CQ:
-	case VHOST_NVME_DELETE_CQ:
-	case VHOST_NVME_CREATE_SQ:
-	case VHOST_NVME_DELETE_SQ:
-	case VHOST_NVME_SET_DBBUF:
-	case VHOST_NVME_CLEAR_DBBUF:
-	case VHOST_NVME_DOORBELL:
-	case VHOST_NVME_START:
-	case VHOST_NVME_STOP:
-	case VHOST_NVME_RESET:
-	case VHOST_NVME_GET_QUEUE_STATS:
-	case VHOST_NVME_SET_ERROR_FD:
-	case VHOST_NVME_GET_ERROR:
-		return true;
-	default:
-		return false;
-	}
-}
+static const struct {
+	unsigned int cmd;
+	long (*fn)(struct vnvme_dev *dev, void __user *argp);
+} vnvme_owner_ioctls[] = {
+	{ VHOST_SET_MEM_TABLE,		vnvme_set_mem_table },
+	{ VHOST_NVME_SET_CONFIG,	vnvme_set_config },
+	{ VHOST_NVME_SET_NAMESPACE,	vnvme_set_namespace },
+	{ VHOST_NVME_CLEAR_NAMESPACE,	vnvme_clear_namespace },
+	{ VHOST_NVME_CREATE_CQ,		vnvme_create_cq },
+	{ VHOST_NVME_DELETE_CQ,		vnvme_delete_cq },
+	{ VHOST_NVME_CREATE_SQ,		vnvme_create_sq },
+	{ VHOST_NVME_DELETE_SQ,		vnvme_delete_sq },
+	{ VHOST_NVME_SET_DBBUF,		vnvme_set_dbbuf },
+	{ VHOST_NVME_CLEAR_DBBUF,	vnvme_ioctl_clear_dbbuf },
+	{ VHOST_NVME_DOORBELL,		vnvme_doorbell },
+	{ VHOST_NVME_START,		vnvme_ioctl_start },
+	{ VHOST_NVME_STOP,		vnvme_ioctl_stop },
+	{ VHOST_NVME_RESET,		vnvme_ioctl_reset },
+	{ VHOST_NVME_GET_QUEUE_STATS,	vnvme_queue_stats },
+	{ VHOST_NVME_SET_ERROR_FD,	vnvme_set_error_fd },
+	{ VHOST_NVME_GET_ERROR,		vnvme_get_error },
+};
 
 static long vnvme_owner_ioctl(struct vnvme_dev *dev, unsigned int cmd,
 			      void __user *argp)
 {
-	switch (cmd) {
-	case VHOST_SET_MEM_TABLE:
-		return vnvme_set_mem_table(dev, argp);
-	case VHOST_NVME_SET_CONFIG:
-		return vnvme_set_config(dev, argp);
-	case VHOST_NVME_SET_NAMESPACE:
-		return vnvme_set_namespace(dev, argp);
-	case VHOST_NVME_CLEAR_NAMESPACE:
-		return vnvme_clear_namespace(dev, argp);
-	case VHOST_NVME_CREATE_CQ:
-		return vnvme_create_cq(dev, argp);
-	case VHOST_NVME_DELETE_CQ:
-		return vnvme_delete_cq(dev, argp);
-	case VHOST_NVME_CREATE_SQ:
-		return vnvme_create_sq(dev, argp);
-	case VHOST_NVME_DELETE_SQ:
-		return vnvme_delete_sq(dev, argp);
-	case VHOST_NVME_SET_DBBUF:
-		return vnvme_set_dbbuf(dev, argp);
-	case VHOST_NVME_CLEAR_DBBUF:
-		vnvme_clear_dbbuf(dev);
-		return 0;
-	case VHOST_NVME_DOORBELL:
-		return vnvme_doorbell(dev, argp);
-	case VHOST_NVME_START:
-		vnvme_start(dev);
-		return 0;
-	case VHOST_NVME_STOP:
-		vnvme_stop(dev);
-		return 0;
-	case VHOST_NVME_RESET:
-		vnvme_stop(dev);
-		vnvme_delete_all_queues(dev);
-		vnvme_clear_dbbuf(dev);
-		return 0;
-	case VHOST_NVME_GET_QUEUE_STATS:
-		return vnvme_queue_stats(dev, argp);
-	case VHOST_NVME_SET_ERROR_FD:
-		return vnvme_set_error_fd(dev, argp);
-	case VHOST_NVME_GET_ERROR:
-		return vnvme_get_error(dev, argp);
-	default:
-		return -ENOIOCTLCMD;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(vnvme_owner_ioctls); i++) {
+		if (vnvme_owner_ioctls[i].cmd != cmd)
+			continue;
+		if (!dev->mm || dev->mm != current->mm)
+			return -EPERM;
+		return vnvme_owner_ioctls[i].fn(dev, argp);
 	}
+	/* The VFS turns -ENOIOCTLCMD into -ENOTTY for userspace. */
+	return -ENOIOCTLCMD;
 }
 
 static long vhost_nvme_ioctl(struct file *file, unsigned int cmd,
@@ -269,13 +259,7 @@ static long vhost_nvme_ioctl(struct file *file, unsigned int cmd,
 		ret = vnvme_set_owner(dev);
 		break;
 	default:
-		/* The VFS turns -ENOIOCTLCMD into -ENOTTY for userspace. */
-		if (!vnvme_is_owner_ioctl(cmd))
-			ret = -ENOIOCTLCMD;
-		else if (!dev->mm || dev->mm != current->mm)
-			ret = -EPERM;
-		else
-			ret = vnvme_owner_ioctl(dev, cmd, argp);
+		ret = vnvme_owner_ioctl(dev, cmd, argp);
 		break;
 	}
 	mutex_unlock(&dev->mutex);

@@ -636,10 +636,27 @@ void vnvme_clear_dbbuf(struct vnvme_dev *dev)
 	vnvme_dbbuf_publish(dev);
 }
 
+/* A forwarded doorbell value was out of range: stop the queue, report it. */
+static void vnvme_doorbell_invalid(struct vnvme_dev *dev,
+				   struct vnvme_worker *w,
+				   enum vnvme_q_state *state,
+				   const struct vhost_nvme_doorbell *arg)
+{
+	/* A CQ without SQs has no worker yet, and nobody else to race. */
+	if (w)
+		mutex_lock(&w->lock);
+	*state = VNVME_Q_ERROR;
+	if (w)
+		mutex_unlock(&w->lock);
+	vnvme_report_error(dev, arg->qid, arg->cq,
+			   VHOST_NVME_ERR_INVALID_DB_VALUE, arg->value, 0);
+}
+
 long vnvme_doorbell(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_nvme_doorbell arg;
-	struct vnvme_worker *w;
+	struct vnvme_sq *sq;
+	struct vnvme_cq *cq;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
@@ -648,45 +665,28 @@ long vnvme_doorbell(struct vnvme_dev *dev, void __user *argp)
 		return -EINVAL;
 
 	if (arg.cq) {
-		struct vnvme_cq *cq = dev->cqs[arg.qid];
-
+		cq = dev->cqs[arg.qid];
 		if (!cq)
 			return -ENOENT;
 		if (arg.value >= cq->entries) {
-			w = cq->worker;
-			if (w)
-				mutex_lock(&w->lock);
-			cq->state = VNVME_Q_ERROR;
-			if (w)
-				mutex_unlock(&w->lock);
-			vnvme_report_error(dev, arg.qid, true,
-					   VHOST_NVME_ERR_INVALID_DB_VALUE,
-					   arg.value, 0);
+			vnvme_doorbell_invalid(dev, cq->worker, &cq->state, &arg);
 			return 0;
 		}
 		WRITE_ONCE(cq->db_value, arg.value);
-		w = cq->worker;
-		if (w)
-			vnvme_worker_cq_moved(w);
-	} else {
-		struct vnvme_sq *sq = dev->sqs[arg.qid];
-
-		if (!sq)
-			return -ENOENT;
-		w = sq->worker;
-		if (arg.value >= sq->entries) {
-			mutex_lock(&w->lock);
-			sq->state = VNVME_Q_ERROR;
-			mutex_unlock(&w->lock);
-			vnvme_report_error(dev, arg.qid, false,
-					   VHOST_NVME_ERR_INVALID_DB_VALUE,
-					   arg.value, 0);
-			return 0;
-		}
-		/* With shadow doorbells the shadow value is the newer one. */
-		WRITE_ONCE(sq->db_value, arg.value);
-		vnvme_sq_kicked(&sq->kick);
+		if (cq->worker)
+			vnvme_worker_cq_moved(cq->worker);
+		return 0;
 	}
+	sq = dev->sqs[arg.qid];
+	if (!sq)
+		return -ENOENT;
+	if (arg.value >= sq->entries) {
+		vnvme_doorbell_invalid(dev, sq->worker, &sq->state, &arg);
+		return 0;
+	}
+	/* With shadow doorbells the shadow value is the newer one. */
+	WRITE_ONCE(sq->db_value, arg.value);
+	vnvme_sq_kicked(&sq->kick);
 	return 0;
 }
 
