@@ -172,6 +172,7 @@ struct vnvme_worker {
 	struct llist_head flushes;
 	atomic_t pending;		/* something was kicked */
 	atomic_t cq_moved;		/* a CQ head doorbell was rung */
+	bool polling;			/* busy-polling: EventIdx left unarmed */
 	void *scratch;			/* a page: DSM ranges */
 	bool dead;			/* the owner was killed */
 	/* This worker's copy of the doorbell buffer (0: off), see dev. */
@@ -251,6 +252,7 @@ long vnvme_queue_stats(struct vnvme_dev *dev, void __user *argp);
 void vnvme_stop(struct vnvme_dev *dev);
 void vnvme_delete_all_queues(struct vnvme_dev *dev);
 void vnvme_sq_process(struct vnvme_sq *sq);
+bool vnvme_sq_ready(struct vnvme_sq *sq);
 void vnvme_req_complete(struct vnvme_req *req);
 void vnvme_cq_signal(struct vnvme_cq *cq);
 void vnvme_report_error(struct vnvme_dev *dev, u16 qid, bool cq, u8 type,

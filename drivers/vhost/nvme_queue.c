@@ -124,7 +124,8 @@ static bool vnvme_sq_has_work(struct vnvme_sq *sq)
 
 	if (!vnvme_sq_read_tail(sq, &tail))
 		return false;
-	if (tail == sq->head && w->eis_gpa) {
+	/* A polling worker leaves EventIdx behind: no doorbell writes. */
+	if (tail == sq->head && w->eis_gpa && !w->polling) {
 		if (vnvme_dbbuf_put(dev, w->eis_gpa,
 				    vnvme_db_index(dev, sq->qid, false), tail)) {
 			sq->state = VNVME_Q_ERROR;
@@ -139,6 +140,18 @@ static bool vnvme_sq_has_work(struct vnvme_sq *sq)
 	}
 	sq->tail = tail;
 	return tail != sq->head;
+}
+
+/*
+ * Worker: can @sq fetch a command now? Reads the tail when needed; arms
+ * EventIdx before saying no, unless the worker is polling.
+ */
+bool vnvme_sq_ready(struct vnvme_sq *sq)
+{
+	if (sq->state != VNVME_Q_ACTIVE || !READ_ONCE(sq->dev->running) ||
+	    sq->blocked != VNVME_BLOCK_NONE)
+		return false;
+	return sq->head != sq->tail || vnvme_sq_has_work(sq);
 }
 
 static bool vnvme_cq_read_head(struct vnvme_cq *cq, struct vnvme_worker *w)

@@ -13,10 +13,17 @@
  * change what the worker sees.
  */
 #include <linux/file.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/vhost_task.h>
 #include <linux/slab.h>
 
 #include "nvme.h"
+
+static unsigned int poll_us;
+module_param(poll_us, uint, 0644);
+MODULE_PARM_DESC(poll_us,
+		 "After a busy round, busy-poll shadow doorbells this many microseconds before sleeping (0: off)");
 
 static int vnvme_kick_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 			     int sync, void *key)
@@ -126,6 +133,51 @@ static void vnvme_worker_complete(struct vnvme_worker *w)
 		vnvme_req_complete(req);
 }
 
+/* Mark every SQ that can fetch now (see vnvme_sq_ready() for EventIdx). */
+static bool vnvme_worker_find_work(struct vnvme_worker *w)
+{
+	struct vnvme_sq *sq;
+	bool found = false;
+
+	list_for_each_entry(sq, &w->sqs, node) {
+		if (vnvme_sq_ready(sq)) {
+			atomic_set(&sq->kicked, 1);
+			found = true;
+		}
+	}
+	return found;
+}
+
+/*
+ * After a round with shadow doorbells and poll_us set: spin up to poll_us
+ * for new commands (read straight from the shadow doorbells, EventIdx left
+ * unarmed so the guest makes no doorbell writes), completions, kicks or
+ * flushes. Before giving up, arm EventIdx on every SQ and look once more:
+ * the protocol at the top of nvme_queue.c. Work found sets @pending, so
+ * the worker runs another round at once.
+ */
+static void vnvme_worker_poll(struct vnvme_worker *w)
+{
+	u64 end = local_clock() + (u64)READ_ONCE(poll_us) * NSEC_PER_USEC;
+	bool found = false;
+
+	if (!w->polling)
+		return;
+	do {
+		if (atomic_read(&w->pending) || !llist_empty(&w->done) ||
+		    !llist_empty(&w->flushes) || vnvme_worker_find_work(w)) {
+			found = true;
+			break;
+		}
+		cpu_relax();
+	} while (!need_resched() && local_clock() < end);
+	w->polling = false;
+	if (!found)
+		found = vnvme_worker_find_work(w);
+	if (found)
+		atomic_set(&w->pending, 1);
+}
+
 static bool vnvme_worker_fn(void *data)
 {
 	struct vnvme_worker *w = data;
@@ -142,6 +194,7 @@ static bool vnvme_worker_fn(void *data)
 
 	mutex_lock(&w->lock);
 	atomic_set(&w->pending, 0);
+	w->polling = READ_ONCE(poll_us) && w->eis_gpa;
 	vnvme_worker_complete(w);
 	cq_moved = atomic_xchg(&w->cq_moved, 0);
 	list_for_each_entry(sq, &w->sqs, node) {
@@ -153,6 +206,7 @@ static bool vnvme_worker_fn(void *data)
 	vnvme_worker_complete(w);
 	list_for_each_entry(sq, &w->sqs, node)
 		vnvme_cq_signal(sq->cq);
+	vnvme_worker_poll(w);
 	mutex_unlock(&w->lock);
 
 	llist_for_each_entry_safe(f, tmp, flushes, node)
