@@ -220,8 +220,6 @@ bool vnvme_gpa_valid(struct vnvme_dev *dev, u64 gpa, u64 len);
 int vnvme_gpa_to_hva(struct vnvme_dev *dev, u64 gpa, u64 len,
 		     void __user **hva, u64 *contig);
 int vnvme_read_guest(struct vnvme_dev *dev, u64 gpa, void *buf, size_t len);
-int vnvme_write_guest(struct vnvme_dev *dev, u64 gpa, const void *buf,
-		      size_t len);
 
 /* nvme_ns.c: namespaces and their backends */
 long vnvme_set_namespace(struct vnvme_dev *dev, void __user *argp);

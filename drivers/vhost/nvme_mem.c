@@ -167,20 +167,3 @@ int vnvme_read_guest(struct vnvme_dev *dev, u64 gpa, void *buf, size_t len)
 	}
 	return 0;
 }
-
-int vnvme_write_guest(struct vnvme_dev *dev, u64 gpa, const void *buf,
-		      size_t len)
-{
-	void __user *hva;
-	u64 contig;
-
-	while (len) {
-		if (vnvme_gpa_to_hva(dev, gpa, len, &hva, &contig) ||
-		    copy_to_user(hva, buf, contig))
-			return -EFAULT;
-		gpa += contig;
-		buf += contig;
-		len -= contig;
-	}
-	return 0;
-}
