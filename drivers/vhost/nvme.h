@@ -128,6 +128,8 @@ struct vnvme_sq {
 	/* statistics (worker-owned) */
 	u64 commands;
 	u64 errors;
+	u64 flushes;
+	u64 dsms;
 	u64 sdb_reads;
 	u64 cq_full;
 };

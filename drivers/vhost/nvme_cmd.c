@@ -263,6 +263,10 @@ void vnvme_cmd_execute(struct vnvme_req *req, const struct nvme_command *cmd)
 	req->nr_iov = 0;
 	req->len = 0;
 	req->pos = 0;
+	if (req->opcode == nvme_cmd_flush)
+		req->sq->flushes++;
+	else if (req->opcode == nvme_cmd_dsm)
+		req->sq->dsms++;
 
 	status = vnvme_cmd_dispatch(req, cmd);
 	if (status != VNVME_IN_FLIGHT) {

@@ -728,6 +728,8 @@ long vnvme_queue_stats(struct vnvme_dev *dev, void __user *argp)
 		st.errors = sq->errors;
 		st.sdb_reads = sq->sdb_reads;
 		st.cq_full = sq->cq_full;
+		st.flushes = sq->flushes;
+		st.dsms = sq->dsms;
 		mutex_unlock(&sq->worker->lock);
 		st.kicks = atomic_long_read(&sq->kick_count);
 	}

@@ -237,6 +237,8 @@ struct vhost_nvme_doorbell {
  * @sdb_reads: SQ and CQ: shadow doorbell reads
  * @interrupts: CQ: irqfd signals
  * @cq_full: SQ: times fetching paused because the CQ had no free entry
+ * @flushes: SQ: Flush commands fetched
+ * @dsms: SQ: Dataset Management (deallocate) commands fetched
  * @reserved: zero
  *
  * VHOST_NVME_GET_QUEUE_STATS: -ENOENT if neither queue exists.
@@ -250,7 +252,9 @@ struct vhost_nvme_queue_stats {
 	__u64 sdb_reads;
 	__u64 interrupts;
 	__u64 cq_full;
-	__u64 reserved[4];
+	__u64 flushes;
+	__u64 dsms;
+	__u64 reserved[2];
 };
 
 /* struct vhost_nvme_error types: the Asynchronous Event the VMM posts */

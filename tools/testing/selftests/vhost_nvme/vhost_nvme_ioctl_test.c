@@ -887,7 +887,9 @@ TEST_F(ctl, stats_args)
 	EXPECT_EQ(0, st.sdb_reads);
 	EXPECT_EQ(0, st.interrupts);
 	EXPECT_EQ(0, st.cq_full);
-	for (i = 0; i < 4; i++)
+	EXPECT_EQ(0, st.flushes);
+	EXPECT_EQ(0, st.dsms);
+	for (i = 0; i < (int)(sizeof(st.reserved) / sizeof(st.reserved[0])); i++)
 		EXPECT_EQ(0, st.reserved[i]);
 	memset(&st, 0, sizeof(st));
 	st.qid = 7;
