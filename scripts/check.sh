@@ -49,6 +49,7 @@ host_test host.checkpatch_strict make -s checkpatch
 host_test host.sparse_clean sparse_clean
 host_test host.dkms_build scripts/dkms-build.sh
 host_test host.in_kernel_tree_build scripts/intree-build.sh
+host_test host.qemu_patches_checkpatch_and_header scripts/qemu-patches-check.sh
 
 # 2. One boot of H runs all VM tests; count their KTAP case lines.
 echo "# booting H (TCG) for the VM tests; logs in $runs/H"
