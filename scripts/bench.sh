@@ -1,10 +1,16 @@
 #!/bin/bash
-# make bench: performance runs in the VM world. Today: the kernel-only
-# microbenchmark (vhost_nvme_bench, vhost-nvme vs io_uring on the same
-# null_blk in H). Ratios measured in one run are the result; absolute
-# numbers are distorted by TCG.
+# make bench: performance runs in the VM world, all in one boot of H: the
+# kernel-only microbenchmark (vhost_nvme_bench, vhost-nvme vs io_uring on
+# the same null_blk in H), then fio in H on the backend (the ceiling) and
+# in G on QEMU's nvme, nvme with ioeventfd, virtio-blk with an iothread and
+# vhost-kernel-nvme, on that same null_blk. Ratios measured in one run are
+# the result; absolute numbers are distorted by TCG. The table is printed;
+# results and bench.json stay in $BENCH_RESULTS (default bench-out/).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 vm=$top/tools/testing/selftests/vhost_nvme/vm
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; H runs under QEMU TCG"
-exec "$vm/run-h" -t 1200 -- "$vm/bench-h"
+out=${BENCH_RESULTS:-$top/bench-out}
+mkdir -p "$out"
+echo "# ratios, not absolute numbers, are the result; files in $out/bench"
+exec "$vm/run-h" -t 3600 -o "$out" -- "$vm/bench-h"
