@@ -19,6 +19,7 @@
 #include <linux/blkdev.h>
 #include <linux/eventfd.h>
 #include <linux/fs.h>
+#include <linux/hrtimer.h>
 #include <linux/llist.h>
 #include <linux/mutex.h>
 #include <linux/nvme.h>
@@ -84,8 +85,11 @@ struct vnvme_cq {
 	u32 reserved;		/* entries promised to commands in flight */
 	u32 db_value;		/* forwarded head doorbell */
 	bool phase;
-	bool irq_pending;
 	bool ien;
+	/* CQEs posted since the last interrupt, for coalescing */
+	u32 unsignalled;
+	bool unsignalled_error;		/* one of them has an error status */
+	u64 first_unsignalled;		/* ktime_get_ns() of the first */
 	enum vnvme_q_state state;
 	unsigned int nr_sqs;
 	struct eventfd_ctx *irq;
@@ -132,6 +136,7 @@ struct vnvme_sq {
 	u64 dsms;
 	u64 sdb_reads;
 	u64 cq_full;
+	u64 polled;
 };
 
 /* One command from fetch to CQE. Preallocated per SQ. */
@@ -175,6 +180,14 @@ struct vnvme_worker {
 	atomic_t pending;		/* something was kicked */
 	atomic_t cq_moved;		/* a CQ head doorbell was rung */
 	bool polling;			/* busy-polling: EventIdx left unarmed */
+	u64 poll_ns;			/* adaptive window, 0: not yet set */
+	u64 idle_since;			/* went to sleep after an empty poll */
+	/* Wakes the worker when a held-back interrupt is due. */
+	struct hrtimer coal_timer;
+	spinlock_t timer_lock;		/* @timer_off vs the timer */
+	bool timer_off;			/* being destroyed: do not wake */
+	struct cpumask *cpus;		/* affinity to apply, NULL: any CPU */
+	bool cpus_changed;
 	void *scratch;			/* a page: DSM ranges */
 	bool dead;			/* the owner was killed */
 	/* This worker's copy of the doorbell buffer (0: off), see dev. */
@@ -194,6 +207,12 @@ struct vnvme_dev {
 	u8 dstrd;
 	u16 max_queues;
 	bool running;
+	/* tuning (nvme_tune.c), read by the workers without a lock */
+	u32 poll_us;			/* VHOST_NVME_POLL_DEFAULT: module's */
+	u8 coal_thr;			/* Feature 08h */
+	u8 coal_time;
+	DECLARE_BITMAP(no_coalesce, VHOST_NVME_MAX_VECTORS);	/* 09h CD */
+	struct cpumask *affinity[VHOST_NVME_MAX_WORKERS];
 	/*
 	 * Doorbell buffer, both 0 when off. Each worker reads its own copy,
 	 * updated under its lock, so no worker ever sees half a change.
@@ -228,12 +247,22 @@ long vnvme_set_namespace(struct vnvme_dev *dev, void __user *argp);
 long vnvme_clear_namespace(struct vnvme_dev *dev, void __user *argp);
 void vnvme_ns_free_all(struct vnvme_dev *dev);
 
+/* nvme_tune.c: polling, worker affinity, interrupt coalescing */
+long vnvme_set_poll(struct vnvme_dev *dev, void __user *argp);
+long vnvme_set_worker_affinity(struct vnvme_dev *dev, void __user *argp);
+long vnvme_set_coalescing(struct vnvme_dev *dev, void __user *argp);
+long vnvme_set_vector_config(struct vnvme_dev *dev, void __user *argp);
+void vnvme_coalescing_reset(struct vnvme_dev *dev);
+void vnvme_tune_free(struct vnvme_dev *dev);
+u64 vnvme_poll_limit_ns(struct vnvme_dev *dev);
+
 /* nvme_worker.c: workers and kicks */
 struct vnvme_worker *vnvme_worker_get(struct vnvme_dev *dev,
 				      unsigned int index);
 void vnvme_worker_flush(struct vnvme_worker *w);
 void vnvme_worker_kick(struct vnvme_worker *w);
 void vnvme_worker_cq_moved(struct vnvme_worker *w);
+void vnvme_workers_kick_all(struct vnvme_dev *dev);
 void vnvme_workers_destroy(struct vnvme_dev *dev);
 int vnvme_kick_start(struct vnvme_kick *kick, int fd,
 		     void (*fn)(struct vnvme_kick *kick));
@@ -254,7 +283,7 @@ void vnvme_delete_all_queues(struct vnvme_dev *dev);
 void vnvme_sq_process(struct vnvme_sq *sq);
 bool vnvme_sq_ready(struct vnvme_sq *sq);
 void vnvme_req_complete(struct vnvme_req *req);
-void vnvme_cq_signal(struct vnvme_cq *cq);
+void vnvme_cq_signal(struct vnvme_cq *cq, u64 *due);
 void vnvme_report_error(struct vnvme_dev *dev, u16 qid, bool cq, u8 type,
 			u32 value, u64 gpa);
 

@@ -32,6 +32,7 @@ static int vhost_nvme_open(struct inode *inode, struct file *file)
 	spin_lock_init(&dev->err_lock);
 	dev->mdts = VNVME_DEFAULT_MDTS;
 	dev->max_queues = VHOST_NVME_MAX_QUEUES;
+	dev->poll_us = VHOST_NVME_POLL_DEFAULT;
 	file->private_data = dev;
 	return 0;
 }
@@ -49,6 +50,7 @@ static int vhost_nvme_release(struct inode *inode, struct file *file)
 	vnvme_stop(dev);
 	vnvme_delete_all_queues(dev);
 	vnvme_workers_destroy(dev);
+	vnvme_tune_free(dev);
 	vnvme_ns_free_all(dev);
 	mutex_unlock(&dev->mutex);
 	vnvme_mem_free(dev);
@@ -186,6 +188,7 @@ static long vnvme_ioctl_reset(struct vnvme_dev *dev, void __user *argp)
 	vnvme_stop(dev);
 	vnvme_delete_all_queues(dev);
 	vnvme_clear_dbbuf(dev);
+	vnvme_coalescing_reset(dev);
 	return 0;
 }
 
@@ -220,6 +223,10 @@ static const struct {
 	{ VHOST_NVME_GET_QUEUE_STATS,	vnvme_queue_stats },
 	{ VHOST_NVME_SET_ERROR_FD,	vnvme_set_error_fd },
 	{ VHOST_NVME_GET_ERROR,		vnvme_get_error },
+	{ VHOST_NVME_SET_POLL,		vnvme_set_poll },
+	{ VHOST_NVME_SET_WORKER_AFFINITY, vnvme_set_worker_affinity },
+	{ VHOST_NVME_SET_COALESCING,	vnvme_set_coalescing },
+	{ VHOST_NVME_SET_VECTOR_CONFIG,	vnvme_set_vector_config },
 };
 
 static long vnvme_owner_ioctl(struct vnvme_dev *dev, unsigned int cmd,
@@ -296,6 +303,10 @@ static int __init vhost_nvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_doorbell) != 8);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_queue_stats) != 88);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_error) != 16);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_poll) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_worker_affinity) != 136);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_coalescing) != 16);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_vector_config) != 16);
 
 	vnvme_wq = alloc_workqueue("vhost-nvme", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!vnvme_wq)

@@ -8,6 +8,12 @@
  * is never changed once published. Data is then copied with
  * copy_{from,to}_user on the owner addresses: only the owner's threads (its
  * ioctls and our workers, which are threads of it) touch guest memory.
+ *
+ * Translation cache: nearly every access of an I/O (SQE, PRPs, data, CQE,
+ * doorbells) falls in the region the previous one did, guest RAM below or
+ * above 4 GiB. Each table remembers the region of its last hit and tries it
+ * before the interval tree. The cache lives in the table, so replacing the
+ * table (VHOST_SET_MEM_TABLE) is what invalidates it.
  */
 #include <linux/mm.h>
 #include <linux/rcupdate.h>
@@ -19,6 +25,8 @@
 
 struct vnvme_mem {
 	struct vhost_iotlb *iotlb;
+	/* the region of the last hit; a map of @iotlb, as long-lived as it */
+	struct vhost_iotlb_map *last;
 	struct rcu_head rcu;
 };
 
@@ -126,7 +134,13 @@ int vnvme_gpa_to_hva(struct vnvme_dev *dev, u64 gpa, u64 len,
 	rcu_read_lock();
 	mem = rcu_dereference(dev->mem);
 	if (mem) {
-		map = vhost_iotlb_itree_first(mem->iotlb, gpa, last);
+		/* Racy by design: any map of this table is a valid guess. */
+		map = READ_ONCE(mem->last);
+		if (!map || gpa < map->start || gpa > map->last) {
+			map = vhost_iotlb_itree_first(mem->iotlb, gpa, last);
+			if (map)
+				WRITE_ONCE(mem->last, map);
+		}
 		if (map && map->start <= gpa) {
 			*hva = (void __user *)(unsigned long)
 				(map->addr + (gpa - map->start));

@@ -230,18 +230,55 @@ static void vnvme_cq_post(struct vnvme_cq *cq, struct vnvme_sq *sq,
 		cq->tail = 0;
 		cq->phase = !cq->phase;
 	}
-	cq->irq_pending = true;
+	if (!cq->unsignalled++)
+		cq->first_unsignalled = ktime_get_ns();
+	if (status)
+		cq->unsignalled_error = true;
 }
 
-void vnvme_cq_signal(struct vnvme_cq *cq)
+/*
+ * Interrupt coalescing (Feature 08h): may the interrupt for the CQEs
+ * waiting on @cq be held back? Not past the aggregation threshold or time,
+ * not for an error, not on a vector with Coalescing Disable (09h), not
+ * while the device stops. When held, @due is lowered to when it is due.
+ */
+static bool vnvme_cq_hold_irq(struct vnvme_cq *cq, u64 *due)
 {
-	if (!cq->irq_pending)
-		return;
-	cq->irq_pending = false;
-	if (cq->ien && cq->irq) {
+	struct vnvme_dev *dev = cq->dev;
+	u8 time = READ_ONCE(dev->coal_time);
+	u64 deadline;
+
+	if (!time || cq->unsignalled > READ_ONCE(dev->coal_thr) ||
+	    cq->unsignalled_error || !READ_ONCE(dev->running) ||
+	    (cq->vector < VHOST_NVME_MAX_VECTORS &&
+	     test_bit(cq->vector, dev->no_coalesce)))
+		return false;
+	deadline = cq->first_unsignalled + (u64)time * 100 * NSEC_PER_USEC;
+	if (ktime_get_ns() >= deadline)
+		return false;
+	*due = min(*due, deadline);
+	return true;
+}
+
+/* The interrupt for every CQE waiting on @cq, now. */
+static void vnvme_cq_fire(struct vnvme_cq *cq)
+{
+	if (cq->unsignalled && cq->ien && cq->irq) {
 		eventfd_signal(cq->irq);
 		cq->interrupts++;
 	}
+	cq->unsignalled = 0;
+	cq->unsignalled_error = false;
+}
+
+/* Worker, end of a round: one interrupt for the CQEs of the round. */
+void vnvme_cq_signal(struct vnvme_cq *cq, u64 *due)
+{
+	if (!cq->unsignalled)
+		return;
+	if (cq->ien && cq->irq && vnvme_cq_hold_irq(cq, due))
+		return;
+	vnvme_cq_fire(cq);
 }
 
 /*
@@ -561,6 +598,8 @@ static void vnvme_sq_unlink(struct vnvme_dev *dev, struct vnvme_sq *sq)
 	mutex_lock(&w->lock);
 	WARN_ON(sq->inflight);
 	list_del(&sq->node);
+	/* No round of this worker may look at the CQ again. */
+	vnvme_cq_fire(cq);
 	if (!--cq->nr_sqs)
 		WRITE_ONCE(cq->worker, NULL);
 	mutex_unlock(&w->lock);
@@ -730,6 +769,7 @@ long vnvme_queue_stats(struct vnvme_dev *dev, void __user *argp)
 		st.cq_full = sq->cq_full;
 		st.flushes = sq->flushes;
 		st.dsms = sq->dsms;
+		st.polled = sq->polled;
 		mutex_unlock(&sq->worker->lock);
 		st.kicks = atomic_long_read(&sq->kick_count);
 	}

@@ -13,17 +13,15 @@
  * change what the worker sees.
  */
 #include <linux/file.h>
-#include <linux/moduleparam.h>
+#include <linux/sched.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/vhost_task.h>
 #include <linux/slab.h>
 
 #include "nvme.h"
 
-static unsigned int poll_us;
-module_param(poll_us, uint, 0644);
-MODULE_PARM_DESC(poll_us,
-		 "After a busy round, busy-poll shadow doorbells this many microseconds before sleeping (0: off)");
+/* Bounds of the adaptive polling window (KVM's halt polling has the same). */
+#define VNVME_POLL_MIN_NS	(2 * NSEC_PER_USEC)
 
 static int vnvme_kick_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 			     int sync, void *key)
@@ -97,6 +95,15 @@ void vnvme_worker_kick(struct vnvme_worker *w)
 	vhost_task_wake(w->task);
 }
 
+void vnvme_workers_kick_all(struct vnvme_dev *dev)
+{
+	int i;
+
+	for (i = 0; i < VHOST_NVME_MAX_WORKERS; i++)
+		if (dev->workers[i])
+			vnvme_worker_kick(dev->workers[i]);
+}
+
 /* A CQ of this worker has room again: retry the SQs that waited for it. */
 void vnvme_worker_cq_moved(struct vnvme_worker *w)
 {
@@ -133,8 +140,11 @@ static void vnvme_worker_complete(struct vnvme_worker *w)
 		vnvme_req_complete(req);
 }
 
-/* Mark every SQ that can fetch now (see vnvme_sq_ready() for EventIdx). */
-static bool vnvme_worker_find_work(struct vnvme_worker *w)
+/*
+ * Mark every SQ that can fetch now (see vnvme_sq_ready() for EventIdx);
+ * @polled: found by polling, for the statistics.
+ */
+static bool vnvme_worker_find_work(struct vnvme_worker *w, bool polled)
 {
 	struct vnvme_sq *sq;
 	bool found = false;
@@ -142,40 +152,111 @@ static bool vnvme_worker_find_work(struct vnvme_worker *w)
 	list_for_each_entry(sq, &w->sqs, node) {
 		if (vnvme_sq_ready(sq)) {
 			atomic_set(&sq->kicked, 1);
+			sq->polled += polled;
 			found = true;
 		}
 	}
 	return found;
 }
 
+static bool vnvme_worker_has_news(struct vnvme_worker *w)
+{
+	return atomic_read(&w->pending) || !llist_empty(&w->done) ||
+	       !llist_empty(&w->flushes);
+}
+
 /*
- * After a round with shadow doorbells and poll_us set: spin up to poll_us
- * for new commands (read straight from the shadow doorbells, EventIdx left
- * unarmed so the guest makes no doorbell writes), completions, kicks or
- * flushes. Before giving up, arm EventIdx on every SQ and look once more:
- * the protocol at the top of nvme_queue.c. Work found sets @pending, so
- * the worker runs another round at once.
+ * Start of a round: adapt the polling window to how long the worker slept
+ * after its last poll came out empty. Slept longer than the limit: even a
+ * full window would have been wasted, halve it. Woken within the limit: a
+ * longer window would have saved the sleep and the guest's doorbell write,
+ * double it. The same rule as KVM's halt polling.
+ */
+static void vnvme_worker_poll_adapt(struct vnvme_worker *w, u64 limit)
+{
+	u64 slept;
+
+	if (!w->idle_since)
+		return;
+	slept = local_clock() - w->idle_since;
+	w->idle_since = 0;
+	if (slept > limit)
+		w->poll_ns /= 2;
+	else
+		w->poll_ns *= 2;
+	w->poll_ns = clamp(w->poll_ns, min(VNVME_POLL_MIN_NS, limit), limit);
+}
+
+/*
+ * After a round with shadow doorbells and a polling window: spin up to the
+ * window for new commands (read straight from the shadow doorbells,
+ * EventIdx left unarmed so the guest makes no doorbell writes),
+ * completions, kicks or flushes. Before giving up, arm EventIdx on every
+ * SQ and look once more: the protocol at the top of nvme_queue.c. Work
+ * found sets @pending, so the worker runs another round at once.
  */
 static void vnvme_worker_poll(struct vnvme_worker *w)
 {
-	u64 end = local_clock() + (u64)READ_ONCE(poll_us) * NSEC_PER_USEC;
+	u64 start = local_clock();
 	bool found = false;
 
 	if (!w->polling)
 		return;
 	do {
-		if (atomic_read(&w->pending) || !llist_empty(&w->done) ||
-		    !llist_empty(&w->flushes) || vnvme_worker_find_work(w)) {
+		if (vnvme_worker_has_news(w) ||
+		    vnvme_worker_find_work(w, true)) {
 			found = true;
 			break;
 		}
 		cpu_relax();
-	} while (!need_resched() && local_clock() < end);
+	} while (!need_resched() && local_clock() - start < w->poll_ns);
 	w->polling = false;
 	if (!found)
-		found = vnvme_worker_find_work(w);
+		found = vnvme_worker_find_work(w, false);
 	if (found)
 		atomic_set(&w->pending, 1);
+	else
+		w->idle_since = local_clock();
+}
+
+/* Apply a new affinity (nvme_tune.c) to ourselves, the worker thread. */
+static void vnvme_worker_set_cpus(struct vnvme_worker *w)
+{
+	const struct cpumask *mask = w->cpus ? w->cpus : cpu_possible_mask;
+
+	w->cpus_changed = false;
+	if (set_cpus_allowed_ptr(current, mask))
+		pr_warn_ratelimited("vhost-nvme: worker %u: cannot set its CPU affinity\n",
+				    w->index);
+}
+
+/*
+ * End of a round: signal every CQ whose interrupt is due and arm the
+ * timer for the earliest one that interrupt coalescing holds back.
+ */
+static void vnvme_worker_signal(struct vnvme_worker *w)
+{
+	struct vnvme_sq *sq;
+	u64 due = U64_MAX;
+
+	list_for_each_entry(sq, &w->sqs, node)
+		vnvme_cq_signal(sq->cq, &due);
+	if (due != U64_MAX)
+		hrtimer_start(&w->coal_timer, ns_to_ktime(due),
+			      HRTIMER_MODE_ABS);
+}
+
+static enum hrtimer_restart vnvme_worker_timer(struct hrtimer *t)
+{
+	struct vnvme_worker *w = container_of(t, struct vnvme_worker,
+					      coal_timer);
+	unsigned long flags;
+
+	spin_lock_irqsave(&w->timer_lock, flags);
+	if (!w->timer_off)
+		vnvme_worker_kick(w);
+	spin_unlock_irqrestore(&w->timer_lock, flags);
+	return HRTIMER_NORESTART;
 }
 
 static bool vnvme_worker_fn(void *data)
@@ -185,16 +266,25 @@ static bool vnvme_worker_fn(void *data)
 	struct vnvme_flush *f, *tmp;
 	struct vnvme_sq *sq;
 	bool cq_moved;
+	u64 limit;
 
-	if (!atomic_read(&w->pending) && llist_empty(&w->done) &&
-	    llist_empty(&w->flushes))
+	if (!vnvme_worker_has_news(w))
 		return false;
 	__set_current_state(TASK_RUNNING);
 	flushes = llist_del_all(&w->flushes);
 
 	mutex_lock(&w->lock);
 	atomic_set(&w->pending, 0);
-	w->polling = READ_ONCE(poll_us) && w->eis_gpa;
+	if (w->cpus_changed)
+		vnvme_worker_set_cpus(w);
+	limit = w->eis_gpa ? vnvme_poll_limit_ns(w->dev) : 0;
+	w->polling = limit;
+	if (limit && !w->poll_ns)
+		w->poll_ns = limit;
+	if (limit)
+		vnvme_worker_poll_adapt(w, limit);
+	else
+		w->idle_since = 0;
 	vnvme_worker_complete(w);
 	cq_moved = atomic_xchg(&w->cq_moved, 0);
 	list_for_each_entry(sq, &w->sqs, node) {
@@ -204,8 +294,7 @@ static bool vnvme_worker_fn(void *data)
 	}
 	/* Completions that ended while we fetched, and one irq per CQ. */
 	vnvme_worker_complete(w);
-	list_for_each_entry(sq, &w->sqs, node)
-		vnvme_cq_signal(sq->cq);
+	vnvme_worker_signal(w);
 	vnvme_worker_poll(w);
 	mutex_unlock(&w->lock);
 
@@ -284,6 +373,13 @@ struct vnvme_worker *vnvme_worker_get(struct vnvme_dev *dev,
 	w->dev = dev;
 	w->index = index;
 	mutex_init(&w->lock);
+	spin_lock_init(&w->timer_lock);
+	hrtimer_init(&w->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
+	w->coal_timer.function = vnvme_worker_timer;
+	/* A worker applies its affinity itself, on its first round. */
+	w->cpus = dev->affinity[index];
+	w->cpus_changed = w->cpus;
+	atomic_set(&w->pending, !!w->cpus);
 	INIT_LIST_HEAD(&w->sqs);
 	init_llist_head(&w->done);
 	init_llist_head(&w->flushes);
@@ -314,7 +410,16 @@ void vnvme_workers_destroy(struct vnvme_dev *dev)
 		if (!w)
 			continue;
 		WARN_ON(!list_empty(&w->sqs));
+		/*
+		 * The timer must not wake a task that vhost_task_stop() freed;
+		 * the last round may still arm it, hence the second cancel.
+		 */
+		spin_lock_irq(&w->timer_lock);
+		w->timer_off = true;
+		spin_unlock_irq(&w->timer_lock);
+		hrtimer_cancel(&w->coal_timer);
 		vhost_task_stop(w->task);
+		hrtimer_cancel(&w->coal_timer);
 		w->dead = true;
 		vnvme_worker_drain(w);
 		mutex_destroy(&w->lock);

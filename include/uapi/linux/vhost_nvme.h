@@ -25,8 +25,10 @@
  * Typical sequence: open, VHOST_SET_OWNER, VHOST_SET_MEM_TABLE,
  * VHOST_NVME_SET_CONFIG, VHOST_NVME_SET_NAMESPACE, VHOST_NVME_START; then,
  * as the guest's admin commands arrive, VHOST_NVME_CREATE_CQ/_SQ,
- * VHOST_NVME_SET_DBBUF, VHOST_NVME_DELETE_SQ/_CQ; VHOST_NVME_RESET on a
- * controller reset. Errors are the usual negative errno values: -EINVAL for
+ * VHOST_NVME_SET_DBBUF, VHOST_NVME_SET_COALESCING/_VECTOR_CONFIG (Set
+ * Features 08h/09h), VHOST_NVME_DELETE_SQ/_CQ; VHOST_NVME_RESET on a
+ * controller reset. Tuning, at any time: VHOST_NVME_SET_POLL,
+ * VHOST_NVME_SET_WORKER_AFFINITY. Errors are the usual negative errno values: -EINVAL for
  * an invalid argument, -EFAULT for a bad pointer, -EBUSY for a state
  * conflict (documented per ioctl), -EPERM when the caller is not the owner.
  */
@@ -38,13 +40,13 @@
 
 /* Feature bits (VHOST_GET_FEATURES / VHOST_SET_FEATURES). */
 
-/* Reserved: adaptive busy-polling of shadow doorbells. Not offered yet. */
+/* Adaptive busy-polling of shadow doorbells: VHOST_NVME_SET_POLL. */
 #define VHOST_NVME_F_POLL		0
 /* Reserved: state save/restore for live migration. Not offered yet. */
 #define VHOST_NVME_F_MIGRATION		1
 
 /* The feature bits this version offers. */
-#define VHOST_NVME_FEATURES		0ULL
+#define VHOST_NVME_FEATURES		(1ULL << VHOST_NVME_F_POLL)
 
 /* Limits. */
 #define VHOST_NVME_MAX_QUEUES		128	/* I/O queue pairs: qid 1..128 */
@@ -54,6 +56,9 @@
 #define VHOST_NVME_MAX_MEM_REGIONS	509
 #define VHOST_NVME_MAX_MDTS		8	/* 4 KiB << 8 = 1 MiB */
 #define VHOST_NVME_MAX_DSTRD		4
+#define VHOST_NVME_MAX_POLL_US		10000	/* 10 ms */
+#define VHOST_NVME_MAX_CPUS		1024	/* in an affinity bitmap */
+#define VHOST_NVME_MAX_VECTORS		2048	/* MSI-X table entries */
 
 /**
  * struct vhost_nvme_config - controller parameters of the I/O path
@@ -238,7 +243,9 @@ struct vhost_nvme_doorbell {
  * @interrupts: CQ: irqfd signals
  * @cq_full: SQ: times fetching paused because the CQ had no free entry
  * @flushes: SQ: Flush commands fetched
- * @dsms: SQ: Dataset Management (deallocate) commands fetched
+ * @dsms: SQ: Dataset Management commands fetched
+ * @polled: SQ: times a busy-polling worker found new commands in it,
+ *	without a kick
  * @reserved: zero
  *
  * VHOST_NVME_GET_QUEUE_STATS: -ENOENT if neither queue exists.
@@ -254,7 +261,8 @@ struct vhost_nvme_queue_stats {
 	__u64 cq_full;
 	__u64 flushes;
 	__u64 dsms;
-	__u64 reserved[2];
+	__u64 polled;
+	__u64 reserved;
 };
 
 /* struct vhost_nvme_error types: the Asynchronous Event the VMM posts */
@@ -282,6 +290,91 @@ struct vhost_nvme_error {
 	__u64 gpa;
 };
 
+/* VHOST_NVME_SET_POLL: follow the module parameter poll_us (the default) */
+#define VHOST_NVME_POLL_DEFAULT		0xffffffffU
+
+/**
+ * struct vhost_nvme_poll - busy-polling of the shadow doorbells
+ * @poll_us: the idle timeout: how long a worker keeps polling after it
+ *	last found work, 0..VHOST_NVME_MAX_POLL_US (0: never poll), or
+ *	VHOST_NVME_POLL_DEFAULT
+ * @reserved: must be zero
+ *
+ * VHOST_NVME_SET_POLL; -EOPNOTSUPP unless VHOST_NVME_F_POLL was acked with
+ * VHOST_SET_FEATURES. A worker polls only while shadow doorbells are set:
+ * then, after a round of work, it keeps reading the shadow SQ tails
+ * instead of sleeping, with the SQs' EventIdx left behind, so a busy
+ * guest writes no doorbell registers (no VM exits). The window adapts
+ * within @poll_us like KVM's halt polling: it shrinks while the worker
+ * sleeps longer than @poll_us after a poll came out empty, and grows back
+ * when work arrives within it. Takes effect at each worker's next round.
+ */
+struct vhost_nvme_poll {
+	__u32 poll_us;
+	__u32 reserved[7];
+};
+
+/**
+ * struct vhost_nvme_worker_affinity - the CPUs a worker may run on
+ * @worker: worker index, 0..VHOST_NVME_MAX_WORKERS - 1; it need not exist
+ *	yet: a worker created later starts with this setting
+ * @reserved0: must be zero
+ * @cpus: CPU bitmap, CPU n is bit n % 64 of cpus[n / 64]; all zero: any
+ *	CPU (the default). It must hold an online CPU and no CPU the kernel
+ *	cannot have (else -EINVAL).
+ *
+ * VHOST_NVME_SET_WORKER_AFFINITY: the worker moves before the ioctl
+ * returns. Workers are threads of the owner, so its cgroup's cpuset still
+ * applies on top.
+ */
+struct vhost_nvme_worker_affinity {
+	__u16 worker;
+	__u16 reserved0[3];
+	__u64 cpus[VHOST_NVME_MAX_CPUS / 64];
+};
+
+/**
+ * struct vhost_nvme_coalescing - Interrupt Coalescing (Feature 08h)
+ * @threshold: Aggregation Threshold, 0's based: a CQ's interrupt is
+ *	signalled once more than @threshold completions wait for it
+ * @time: Aggregation Time, in 100 microsecond units: the longest an
+ *	interrupt is held back; 0: no delay, which turns coalescing off
+ * @reserved0: must be zero
+ * @reserved: must be zero
+ *
+ * VHOST_NVME_SET_COALESCING: applies to every I/O CQ whose interrupt
+ * vector has coalescing enabled (VHOST_NVME_SET_VECTOR_CONFIG), counted per
+ * CQ. A completion with an error status, and every completion while the
+ * device stops, is signalled at once. Completions already waiting follow
+ * the new setting at once. VHOST_NVME_RESET restores 0 and 0.
+ */
+struct vhost_nvme_coalescing {
+	__u8 threshold;
+	__u8 time;
+	__u16 reserved0;
+	__u32 reserved[3];
+};
+
+/* struct vhost_nvme_vector_config flags */
+#define VHOST_NVME_VECTOR_F_NO_COALESCE	(1U << 0)	/* Coalescing Disable */
+
+/**
+ * struct vhost_nvme_vector_config - Interrupt Vector Configuration (09h)
+ * @vector: the interrupt vector, 0..VHOST_NVME_MAX_VECTORS - 1: the
+ *	setting applies to every CQ created with it (struct vhost_nvme_cq
+ *	@vector), now and later
+ * @flags: VHOST_NVME_VECTOR_F_*
+ * @reserved: must be zero
+ *
+ * VHOST_NVME_SET_VECTOR_CONFIG. VHOST_NVME_RESET enables coalescing on
+ * every vector again.
+ */
+struct vhost_nvme_vector_config {
+	__u16 vector;
+	__u16 flags;
+	__u32 reserved[3];
+};
+
 #define VHOST_NVME_SET_CONFIG		_IOW(VHOST_VIRTIO, 0xa0, struct vhost_nvme_config)
 #define VHOST_NVME_SET_NAMESPACE	_IOWR(VHOST_VIRTIO, 0xa1, struct vhost_nvme_namespace)
 #define VHOST_NVME_CLEAR_NAMESPACE	_IOW(VHOST_VIRTIO, 0xa2, __u32)
@@ -299,10 +392,17 @@ struct vhost_nvme_error {
  * then return. Queues and doorbell buffer stay; START resumes.
  */
 #define VHOST_NVME_STOP			_IO(VHOST_VIRTIO, 0xab)
-/* Controller reset: STOP, delete every queue, clear the doorbell buffer. */
+/*
+ * Controller reset: STOP, delete every queue, clear the doorbell buffer,
+ * return interrupt coalescing to its defaults.
+ */
 #define VHOST_NVME_RESET		_IO(VHOST_VIRTIO, 0xac)
 #define VHOST_NVME_GET_QUEUE_STATS	_IOWR(VHOST_VIRTIO, 0xad, struct vhost_nvme_queue_stats)
 #define VHOST_NVME_SET_ERROR_FD		_IOW(VHOST_VIRTIO, 0xae, __s32)
 #define VHOST_NVME_GET_ERROR		_IOR(VHOST_VIRTIO, 0xaf, struct vhost_nvme_error)
+#define VHOST_NVME_SET_POLL		_IOW(VHOST_VIRTIO, 0xb0, struct vhost_nvme_poll)
+#define VHOST_NVME_SET_WORKER_AFFINITY	_IOW(VHOST_VIRTIO, 0xb1, struct vhost_nvme_worker_affinity)
+#define VHOST_NVME_SET_COALESCING	_IOW(VHOST_VIRTIO, 0xb2, struct vhost_nvme_coalescing)
+#define VHOST_NVME_SET_VECTOR_CONFIG	_IOW(VHOST_VIRTIO, 0xb3, struct vhost_nvme_vector_config)
 
 #endif /* _UAPI_LINUX_VHOST_NVME_H */

@@ -873,7 +873,6 @@ TEST_F(ctl, stats_args)
 {
 	struct guest *g = &self->g;
 	struct vhost_nvme_queue_stats st;
-	int i;
 
 	ASSERT_OK(guest_create_qpair(g, 1, 16, 16, 0, NULL));
 	memset(&st, 0xff, sizeof(st));
@@ -889,8 +888,8 @@ TEST_F(ctl, stats_args)
 	EXPECT_EQ(0, st.cq_full);
 	EXPECT_EQ(0, st.flushes);
 	EXPECT_EQ(0, st.dsms);
-	for (i = 0; i < (int)(sizeof(st.reserved) / sizeof(st.reserved[0])); i++)
-		EXPECT_EQ(0, st.reserved[i]);
+	EXPECT_EQ(0, st.polled);
+	EXPECT_EQ(0, st.reserved);
 	memset(&st, 0, sizeof(st));
 	st.qid = 7;
 	EXPECT_ERR(ENOENT, g->fd, VHOST_NVME_GET_QUEUE_STATS, &st, "queue 7");
@@ -918,6 +917,10 @@ TEST_F(ctl, bad_pointers_efault)
 		{ "DOORBELL", VHOST_NVME_DOORBELL },
 		{ "GET_QUEUE_STATS", VHOST_NVME_GET_QUEUE_STATS },
 		{ "SET_ERROR_FD", VHOST_NVME_SET_ERROR_FD },
+		{ "SET_POLL", VHOST_NVME_SET_POLL },
+		{ "SET_WORKER_AFFINITY", VHOST_NVME_SET_WORKER_AFFINITY },
+		{ "SET_COALESCING", VHOST_NVME_SET_COALESCING },
+		{ "SET_VECTOR_CONFIG", VHOST_NVME_SET_VECTOR_CONFIG },
 	};
 	size_t i;
 
