@@ -9,7 +9,9 @@
 #             a second boot verifies I/O again). Disjoint ranges (MiB):
 #             0-16 48-80 fio verify, 128-160 under reset, 160-192 under
 #             VM reset, 200-202 discard, 220 fsync, 240-256 second boot
-#   verify    fio verify only (dbbuf=off, file backend)
+#   verify    fio verify only (dbbuf=off, file backend); if H left
+#             /vn/coalesce, first Set Features Interrupt Coalescing (08h)
+#             with its value and report Get Features 08h and 09h
 #   kill      start fio and let H kill QEMU
 mode=$1
 dev=/dev/nvme0n1
@@ -102,6 +104,17 @@ verify)
 			echo "irq=msi"
 		else
 			echo "irq=intx"
+		fi
+		if [ -e /vn/coalesce ]; then
+			v=$(cat /vn/coalesce)
+			nvme set-feature /dev/nvme0 -f 8 -v "$v" >/dev/null 2>&1
+			echo "setfeat8_rc=$?"
+			echo "getfeat8=$(nvme get-feature /dev/nvme0 -f 8 -s 0 2>&1 |
+				sed -n 's/.*Current value: *\(0x[0-9a-f]*\).*/\1/p')"
+			echo "getfeat9=$(nvme get-feature /dev/nvme0 -f 9 --cdw11=1 2>&1 |
+				sed -n 's/.*Current value: *\(0x[0-9a-f]*\).*/\1/p')"
+			nvme get-feature /dev/nvme0 -f 9 --cdw11=999 >/dev/null 2>&1
+			echo "getfeat9_bad_iv_rc=$?"
 		fi
 		mark io-start
 		fio_verify v4k_qd32 4k 32 16m 0
