@@ -56,7 +56,7 @@ demo:
 
 bench:
 	@$(MAKE) deps
-	@$(MAKE) module selftests
+	@$(MAKE) module selftests qemu
 	@scripts/bench.sh
 
 world-check:

@@ -4,12 +4,13 @@
 # the same null_blk in H), then fio in H on the backend (the ceiling) and
 # in G on QEMU's nvme, nvme with ioeventfd, virtio-blk with an iothread and
 # vhost-kernel-nvme, on that same null_blk. Ratios measured in one run are
-# the result; absolute numbers are distorted by TCG. The table is printed;
-# results and bench.json stay in $BENCH_RESULTS (default bench-out/).
+# the result; absolute numbers are distorted by TCG. The tables are printed;
+# results, bench.json and the chart bench.png stay in $BENCH_RESULTS/bench
+# (default bench-out/bench).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 vm=$top/tools/testing/selftests/vhost_nvme/vm
-echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; H runs under QEMU TCG"
+echo "# machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), $(free -g | awk '/Mem:/ {print $2}') GiB; H (2 vCPUs) runs under QEMU TCG, G under nested KVM in H"
 out=${BENCH_RESULTS:-$top/bench-out}
 mkdir -p "$out"
 echo "# ratios, not absolute numbers, are the result; files in $out/bench"

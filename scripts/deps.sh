@@ -42,6 +42,8 @@ pkgs=(
 	# the VM harness and the tests in H and G
 	busybox-static kmod cpio xz-utils zstd fio nvme-cli util-linux
 	seabios procps psmisc
+	# make bench: the chart
+	gnuplot-nox
 	# static checks
 	sparse dkms
 	# kernel-tree build of the fragments (scripts/intree-build.sh)
