@@ -34,7 +34,7 @@ run_g() {
 	mkdir -p "$d/g"
 	"$vm/qmp-watch" "$d/qmp.sock" nv0 "$d" "$d/g" &
 	local watch=$!
-	"$vm/run-g" -s -o "$d/g" -t 420 $g_append \
+	"$vm/run-g" -s -r 1 -o "$d/g" -t 420 $g_append \
 		-q "-device vhost-kernel-nvme,id=nv0,$devopts" \
 		-q "-qmp unix:$d/qmp.sock,server=on,wait=off" "$@" \
 		-- bash "$here/qemu_device_guest.sh" "$mode" \
