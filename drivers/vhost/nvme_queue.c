@@ -230,7 +230,8 @@ static void vnvme_cq_post(struct vnvme_cq *cq, struct vnvme_sq *sq,
 		cq->tail = 0;
 		cq->phase = !cq->phase;
 	}
-	if (!cq->unsignalled++)
+	/* The clock is read only when coalescing may hold the interrupt. */
+	if (!cq->unsignalled++ && READ_ONCE(cq->dev->coal_time))
 		cq->first_unsignalled = ktime_get_ns();
 	if (status)
 		cq->unsignalled_error = true;
