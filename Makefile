@@ -5,7 +5,8 @@
 #   make deps         install every Debian package the project needs
 #   make module       build drivers/vhost/vhost_nvme.ko (KDIR= to override)
 #   make selftests    build the kselftest programs
-#   make qemu         build QEMU with our patch series (cached)
+#   make qemu         build QEMU with our patch series, and the outer
+#                     QEMU (TCG) that runs the test VM (both cached)
 #   make check        all of the above, then every test in the VM world
 #   make demo         the main job, shown end to end in the VM world
 #   make bench        performance runs (ratios against peers, one boot)
@@ -38,6 +39,7 @@ selftests:
 
 qemu:
 	@scripts/qemu-build.sh
+	@scripts/qemu-outer-build.sh
 
 checkpatch:
 	@perl $$(scripts/kernel-source.sh)/scripts/checkpatch.pl --no-tree \

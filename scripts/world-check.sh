@@ -22,7 +22,7 @@ done
 
 export STRESS_SECS=${STRESS_SECS:-40} G_SMP=${G_SMP:-1} G_MEM=${G_MEM:-1G}
 export G_APPEND=${G_APPEND:-}
-outer=${OUTER_QEMU:-qemu-system-x86_64}
+outer=${OUTER_QEMU:-$("$top/scripts/qemu-outer-build.sh")} || exit 2
 config="outer=$("$outer" --version | head -n 1 | awk '{print $4}')"
 config+=" H_CPU=${H_CPU:-max} H_SMP=${H_SMP:-2} H_MEM=${H_MEM:-4G}"
 config+=" H_APPEND='${H_APPEND:-}'"
