@@ -43,9 +43,33 @@ run_g() {
 	wait $watch
 	if [ $rc -ne 0 ]; then
 		echo "run $name: run-g status $rc" | ktap_diag
-		tail -n 15 "$d/run-g.err" | ktap_diag
+		failed_g_report "$d" | ktap_diag
+		keep_failed_g "$name" "$d"
 	fi
 	return $rc
+}
+
+# What vm-run said of a failed G: all of it when short; else its start
+# (G seen from H, backtraces) and its end (the FAIL line, console).
+failed_g_report() {
+	local err=$1/run-g.err
+	if [ "$(wc -l <"$err")" -le 70 ]; then
+		cat "$err"
+	else
+		head -n 50 "$err"
+		echo "[...]"
+		tail -n 20 "$err"
+	fi
+}
+
+# H's /tmp dies with H: a failed G's folder (registers, H's view of it,
+# console, kernel log, QMP counters) goes to H's results share, which
+# make check keeps on the host (VHOST_NVME_RUNS).
+keep_failed_g() {	# NAME DIR
+	[ -d /vn ] || return 0
+	mkdir -p "/vn/e2e-$1" &&
+		tar -C "$2" --exclude='*.sock' -cf - . | tar -C "/vn/e2e-$1" -xf -
+	echo "run $1: G's files kept in the results share, e2e-$1/" | ktap_diag
 }
 
 # --- A: block device backend, shadow doorbells, resets -----------------
