@@ -5,7 +5,8 @@
 # it completes and ends with exactly one line "N passed, M failed".
 #
 # Environment: VHOST_NVME_TESTS="name ..." runs only those tests in H;
-# VHOST_NVME_RUNS=DIR keeps the VM logs there (default: a temp dir).
+# VHOST_NVME_RUNS=DIR keeps the VM logs there (default: a temp dir);
+# H_SMP=N boots H with N vCPUs (default 2, vm-run's), for world experiments.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -54,7 +55,7 @@ host_test host.qemu_patches_checkpatch_and_header scripts/qemu-patches-check.sh
 # 2. One boot of H runs all VM tests; count their KTAP case lines.
 echo "# booting H (TCG) for the VM tests; logs in $runs/H"
 read -r -a sel <<<"${VHOST_NVME_TESTS:-}"
-"$st/vm/run-h" -o "$runs/H" -- "$st/run_vm_tests.sh" "${sel[@]}" \
+"$st/vm/run-h" -o "$runs/H" ${H_SMP:+-c "$H_SMP"} -- "$st/run_vm_tests.sh" "${sel[@]}" \
 	2>"$runs/run-h.err" | tee "$runs/tests.log"
 rc=${PIPESTATUS[0]}
 
