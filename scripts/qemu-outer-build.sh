@@ -33,15 +33,8 @@ mkdir -p "$cache"
 exec 3>&1 >"$log" 2>&1
 trap 'echo "qemu-outer-build: FAILED, last lines of $log:" >&3; tail -n 30 "$log" >&3' ERR
 
-# 1. The Debian source package, shared with qemu-build.sh.
-dl=$cache/qemu-dl-$QEMU_DEB_VERSION
-dl=${dl//:/_}
-if [ ! -f "$dl/ok" ]; then
-	rm -rf "$dl"
-	mkdir -p "$dl"
-	(cd "$dl" && apt-get source -q --download-only "qemu=$QEMU_DEB_VERSION")
-	touch "$dl/ok"
-fi
+# 1. The Debian source package, downloaded once per version.
+dl=$("$top/scripts/qemu-source.sh")
 
 # 2. Unpack with Debian's patches applied; no patches of ours.
 rm -rf "$dir"
