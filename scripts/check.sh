@@ -6,7 +6,9 @@
 #
 # Environment: VHOST_NVME_TESTS="name ..." runs only those tests in H;
 # VHOST_NVME_RUNS=DIR keeps the VM logs there (default: a temp dir);
-# H_SMP=N boots H with N vCPUs (default 2, vm-run's), for world experiments.
+# H_SMP=N boots H with N vCPUs (default 2, vm-run's) and H_APPEND="..." adds
+# kernel arguments to H's command line (kvm_amd.npt=0, say), for world
+# experiments.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -55,7 +57,8 @@ host_test host.qemu_patches_checkpatch_and_header scripts/qemu-patches-check.sh
 # 2. One boot of H runs all VM tests; count their KTAP case lines.
 echo "# booting H (TCG) for the VM tests; logs in $runs/H"
 read -r -a sel <<<"${VHOST_NVME_TESTS:-}"
-"$st/vm/run-h" -o "$runs/H" ${H_SMP:+-c "$H_SMP"} -- "$st/run_vm_tests.sh" "${sel[@]}" \
+"$st/vm/run-h" -o "$runs/H" ${H_SMP:+-c "$H_SMP"} \
+	${H_APPEND:+-a "$H_APPEND"} -- "$st/run_vm_tests.sh" "${sel[@]}" \
 	2>"$runs/run-h.err" | tee "$runs/tests.log"
 rc=${PIPESTATUS[0]}
 
