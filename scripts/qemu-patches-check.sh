@@ -1,5 +1,6 @@
 #!/bin/bash
-# Static checks of the QEMU patch series (qemu/*.patch), run by make check:
+# Static checks of the QEMU patch series (qemu/*.patch) and of the fixes to
+# the outer QEMU (qemu/outer/*.patch), run by make check:
 #  - QEMU's own scripts/checkpatch.pl (from the unpacked QEMU source that
 #    make qemu built) finds no error, and no warning other than the two a
 #    new device always gets: "does MAINTAINERS need updating" for new files
@@ -12,7 +13,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 src=$(dirname "$("$top/scripts/qemu-build.sh" --path)")/../src
 [ -x "$src/scripts/checkpatch.pl" ] || { echo "no QEMU source (make qemu)"; exit 1; }
 fail=0
-for p in "$top"/qemu/*.patch; do
+for p in "$top"/qemu/*.patch "$top"/qemu/outer/*.patch; do
 	out=$(cd "$src" && ./scripts/checkpatch.pl "$p" 2>&1)
 	bad=$(echo "$out" | grep -E '^(ERROR|WARNING)' |
 		grep -vE 'does MAINTAINERS need updating|are you using scripts/update-linux-headers.sh')
