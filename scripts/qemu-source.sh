@@ -1,7 +1,7 @@
 #!/bin/bash
 # The Debian source package of QEMU $QEMU_DEB_VERSION, downloaded once into
 # the cache (apt-get source, deb-src of trixie: scripts/deps.sh); prints
-# its folder. Shared by qemu-build.sh (our G QEMU) and qemu-outer-build.sh.
+# its folder. Used by qemu-cached-build.sh for both builds.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/versions.env"
