@@ -7,7 +7,8 @@
 # The configuration comes from the environment, defaults = the chosen one
 # (docs/testing.md): OUTER_QEMU, H_CPU, H_SMP, H_MEM, H_APPEND (extra H
 # kernel arguments, e.g. kvm_amd.npt=0), G_SMP, G_MEM, G_APPEND,
-# STRESS_SECS. Ends with "N passed, M failed" over the runs.
+# STRESS_SECS, IPI_STORM (vm/world-stress). Ends with "N passed, M failed"
+# over the runs.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 vm=$top/tools/testing/selftests/vhost_nvme/vm
@@ -21,12 +22,13 @@ while getopts "n:k" opt; do
 done
 
 export STRESS_SECS=${STRESS_SECS:-40} G_SMP=${G_SMP:-1} G_MEM=${G_MEM:-1G}
-export G_APPEND=${G_APPEND:-}
+export G_APPEND=${G_APPEND:-} IPI_STORM=${IPI_STORM:-0}
 outer=${OUTER_QEMU:-$("$top/scripts/qemu-outer-build.sh")} || exit 2
 config="outer=$("$outer" --version | head -n 1 | awk '{print $4}')"
 config+=" H_CPU=${H_CPU:-max} H_SMP=${H_SMP:-2} H_MEM=${H_MEM:-4G}"
 config+=" H_APPEND='${H_APPEND:-}'"
 config+=" G_SMP=$G_SMP G_MEM=$G_MEM G_APPEND='$G_APPEND' secs=$STRESS_SECS"
+config+=" IPI_STORM=$IPI_STORM"
 logs=${VHOST_NVME_RUNS:-/var/tmp/vhost-nvme-world-check}/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$logs"
 echo "world-check: $config; logs in $logs"
@@ -36,9 +38,12 @@ for i in $(seq "$runs"); do
 	start=$(date +%s)
 	h_args=()
 	[ -n "${H_APPEND:-}" ] && h_args+=(-a "$H_APPEND")
-	env STRESS_SECS="$STRESS_SECS" "$vm/run-h" -n -s -o "$logs/$i" \
+	# The command line is all that reaches H (not the environment).
+	"$vm/run-h" -n -s -o "$logs/$i" \
 		-c "${H_SMP:-2}" -m "${H_MEM:-4G}" -t $((STRESS_SECS + 400)) \
 		"${h_args[@]}" -- \
+		env STRESS_SECS="$STRESS_SECS" G_SMP="$G_SMP" G_MEM="$G_MEM" \
+		G_APPEND="$G_APPEND" IPI_STORM="$IPI_STORM" \
 		"$vm/world-stress" h 2>"$logs/$i.err"
 	rc=$?
 	secs=$(( $(date +%s) - start ))
