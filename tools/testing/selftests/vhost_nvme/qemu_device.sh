@@ -29,12 +29,15 @@ fio_ok() { [ "$(val "$1" "fio_$2")" = "rc:0,err:0" ]; }
 # device (id nv0), QMP watched into $out/NAME; G's results in
 # $out/NAME/g/MODE.txt. Returns run-g's status. A G that died before its
 # nvme driver bound our device is booted once more (g_died_before_bind).
+# With $coalesce set (coalesce=0xff07 run_g ...), G's script finds it in
+# /vn/coalesce and sets Interrupt Coalescing (08h) to it before its I/O.
 run_g() {
 	local name=$1 devopts=$2 mode=$3 d=$out/$1 try rc watch
 	shift 3
 	for try in 1 2; do
 		rm -rf "$d"
 		mkdir -p "$d/g"
+		[ -z "${coalesce:-}" ] || echo "$coalesce" >"$d/g/coalesce"
 		"$vm/qmp-watch" "$d/qmp.sock" nv0 "$d" "$d/g" &
 		watch=$!
 		"$vm/run-g" -s -r 1 -o "$d/g" -t 420 $g_append \
@@ -245,9 +248,7 @@ truncate -s 128M $img
 # with busy-polling, two pinned workers and interrupt coalescing: G sets
 # 08h to 8 entries / 25.5 ms
 C=$out/C
-mkdir -p "$C/g"
-echo 0xff07 >"$C/g/coalesce"
-run_g C "backend=$img,serial=VKN-E2E-3,workers=2,poll-us=2000,worker-affinity=1:0" \
+coalesce=0xff07 run_g C "backend=$img,serial=VKN-E2E-3,workers=2,poll-us=2000,worker-affinity=1:0" \
 	verify -a pci=nomsi
 rc_=$C/g/verify.txt
 echo "file backend, G with pci=nomsi: $(tr '\n' ' ' <"$rc_" 2>/dev/null)" | ktap_diag
