@@ -15,6 +15,7 @@
 #include <linux/file.h>
 #include <linux/sched.h>
 #include <linux/sched/clock.h>
+#include <linux/sched/stat.h>
 #include <linux/sched/vhost_task.h>
 #include <linux/slab.h>
 
@@ -194,6 +195,11 @@ static void vnvme_worker_poll_adapt(struct vnvme_worker *w, u64 limit)
  * completions, kicks or flushes. Before giving up, arm EventIdx on every
  * SQ and look once more: the protocol at the top of nvme_queue.c. Work
  * found sets @pending, so the worker runs another round at once.
+ *
+ * The spin yields as soon as anything else wants this CPU, not only when
+ * the scheduler says so (need_resched() comes a slice later): the task
+ * waiting may be the guest's vCPU, whose submissions the spin waits for.
+ * KVM's halt polling stops on the same single_task_running() test.
  */
 static void vnvme_worker_poll(struct vnvme_worker *w)
 {
@@ -209,7 +215,8 @@ static void vnvme_worker_poll(struct vnvme_worker *w)
 			break;
 		}
 		cpu_relax();
-	} while (!need_resched() && local_clock() - start < w->poll_ns);
+	} while (!need_resched() && single_task_running() &&
+		 local_clock() - start < w->poll_ns);
 	w->polling = false;
 	if (!found)
 		found = vnvme_worker_find_work(w, false);
