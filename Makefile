@@ -20,7 +20,7 @@ SELFTESTS := tools/testing/selftests/vhost_nvme
 KERNEL_FILES := $(filter-out %.mod.c,$(wildcard drivers/vhost/*.[ch] include/uapi/linux/*.h))
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps module selftests qemu check demo bench world-check \
+.PHONY: all deps module selftests qemu check demo bench profile world-check \
 	checkpatch sparse clean
 
 all: module selftests
@@ -60,6 +60,11 @@ bench:
 	@$(MAKE) deps
 	@$(MAKE) module selftests qemu
 	@scripts/bench.sh
+
+profile:
+	@$(MAKE) deps
+	@$(MAKE) module qemu
+	@scripts/profile.sh
 
 world-check:
 	@$(MAKE) deps
