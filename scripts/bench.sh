@@ -9,6 +9,7 @@
 # (default bench-out/bench). BENCH_POLL_US is the polling window of the
 # -poll modes: 5000 us by default, longer than G's gap between two
 # submissions in this world (docs/performance.md); on hardware tens of us.
+# BENCH_COALESCE is the Feature 08h value G sets in the coalesce modes.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 vm=$top/tools/testing/selftests/vhost_nvme/vm
@@ -19,4 +20,5 @@ echo "# ratios, not absolute numbers, are the result; files in $out/bench"
 # The VM sees no environment of ours: pass the knobs on its command line.
 exec "$vm/run-h" -t 3600 -o "$out" -- env BENCH_SECS="${BENCH_SECS:-3}" \
 	BENCH_REPEATS="${BENCH_REPEATS:-3}" BENCH_POLL_US="${BENCH_POLL_US:-5000}" \
-	BENCH_ONLY="${BENCH_ONLY:-}" "$vm/bench-h"
+	BENCH_ONLY="${BENCH_ONLY:-}" BENCH_COALESCE="${BENCH_COALESCE:-0x0a07}" \
+	"$vm/bench-h"
