@@ -102,6 +102,7 @@ enum vnvme_block {
 	VNVME_BLOCK_NONE,
 	VNVME_BLOCK_POOL,	/* no free request: wait for a completion */
 	VNVME_BLOCK_CQ,		/* CQ full: wait for the guest to move its head */
+	VNVME_BLOCK_BOUNCE,	/* bounce budget spent: wait for a completion */
 };
 
 struct vnvme_req;
@@ -116,6 +117,7 @@ struct vnvme_sq {
 	u64 gpa;
 	u32 head;			/* next entry we fetch */
 	u32 tail;			/* last tail read */
+	u32 head_reported;		/* SQ head in the last CQE posted */
 	u32 db_value;			/* forwarded tail doorbell */
 	enum vnvme_q_state state;
 	enum vnvme_block blocked;
@@ -128,6 +130,7 @@ struct vnvme_sq {
 	unsigned int nr_reqs;
 	struct iovec *iov_mem;		/* max_iov per request */
 	struct bio_vec *bvec_mem;
+	struct page **page_mem;
 	atomic_long_t kick_count;
 	/* statistics (worker-owned) */
 	u64 commands;
@@ -137,6 +140,7 @@ struct vnvme_sq {
 	u64 sdb_reads;
 	u64 cq_full;
 	u64 polled;
+	u64 bounce_waits;
 };
 
 /* One command from fetch to CQE. Preallocated per SQ. */
@@ -159,9 +163,12 @@ struct vnvme_req {
 	struct iovec *iov;	/* the guest buffer, as owner addresses */
 	struct bio_vec *bvec;	/* inline vecs of @bio, or the bounce pages */
 	unsigned int nr_bounce;	/* bounce pages in @bvec, 0: none */
+	/* A bounced read: the guest's pages of @iov, pinned at submission. */
+	struct page **pages;
+	unsigned int nr_pinned;
 	struct bio bio;
 	struct kiocb iocb;
-	struct work_struct work;	/* file flush/fallocate, which block */
+	struct work_struct work;	/* backend work that blocks */
 };
 
 struct vnvme_flush {
@@ -180,6 +187,7 @@ struct vnvme_worker {
 	atomic_t pending;		/* something was kicked */
 	atomic_t cq_moved;		/* a CQ head doorbell was rung */
 	bool polling;			/* busy-polling: EventIdx left unarmed */
+	bool eventidx_behind;		/* a poll found work: SQs not re-armed */
 	u64 poll_ns;			/* adaptive window, 0: not yet set */
 	u64 idle_since;			/* went to sleep after an empty poll */
 	/* Wakes the worker when a held-back interrupt is due. */
@@ -188,8 +196,12 @@ struct vnvme_worker {
 	bool timer_off;			/* being destroyed: do not wake */
 	struct cpumask *cpus;		/* affinity to apply, NULL: any CPU */
 	bool cpus_changed;
-	void *scratch;			/* a page: DSM ranges */
+	/* Bounce pages held by this worker's requests (nvme_bounce.c). */
+	unsigned int bounce_used;
+	bool bounce_waiters;		/* an SQ waits for bounce pages */
+	bool bounce_freed;		/* ...and some were freed */
 	bool dead;			/* the owner was killed */
+	u64 kcov_handle;		/* the owner's, for remote coverage */
 	/* This worker's copy of the doorbell buffer (0: off), see dev. */
 	u64 dbs_gpa;
 	u64 eis_gpa;
@@ -228,6 +240,7 @@ struct vnvme_dev {
 	spinlock_t err_lock;
 	struct vhost_nvme_error errors[VNVME_MAX_ERRORS];
 	unsigned int err_head, err_count;
+	u32 err_dropped;		/* not kept: the ring was full */
 	struct eventfd_ctx *err_ctx;
 };
 
@@ -289,13 +302,19 @@ void vnvme_report_error(struct vnvme_dev *dev, u16 qid, bool cq, u8 type,
 
 /* nvme_cmd.c: command decoding and PRPs */
 void vnvme_cmd_execute(struct vnvme_req *req, const struct nvme_command *cmd);
+unsigned int vnvme_cmd_bounce_pages(struct vnvme_dev *dev,
+				    const struct nvme_command *cmd);
+
+/* nvme_bounce.c: bounce buffers and their budget */
+bool vnvme_bounce_fits(struct vnvme_worker *w, unsigned int pages);
+u16 vnvme_bounce_alloc(struct vnvme_req *req);
+void vnvme_bounce_release(struct vnvme_req *req);
 
 /* nvme_io.c: backend I/O */
 u16 vnvme_io_rw(struct vnvme_req *req);
 u16 vnvme_io_flush(struct vnvme_req *req);
 u16 vnvme_io_write_zeroes(struct vnvme_req *req, bool deallocate);
-u16 vnvme_io_discard(struct vnvme_req *req, const struct nvme_dsm_range *r,
-		     unsigned int nr);
+u16 vnvme_io_discard(struct vnvme_req *req, unsigned int nr);
 void vnvme_io_finish(struct vnvme_req *req);
 u16 vnvme_blk_status_to_nvme(blk_status_t sts, bool write);
 

@@ -148,7 +148,12 @@ static u16 vnvme_cmd_rw(struct vnvme_req *req, const struct nvme_command *cmd)
 		return status;
 	req->len = len;
 	req->pos = slba << ns->lba_shift;
-	req->fua = le16_to_cpu(cmd->rw.control) & NVME_RW_FUA;
+	/*
+	 * FUA on a read asks for data from non-volatile media, which is what
+	 * every read of the backend returns once earlier writes completed;
+	 * the block layer refuses (and WARNs on) REQ_FUA on a read.
+	 */
+	req->fua = req->write && le16_to_cpu(cmd->rw.control) & NVME_RW_FUA;
 	return vnvme_io_rw(req);
 }
 
@@ -172,38 +177,40 @@ static u16 vnvme_cmd_write_zeroes(struct vnvme_req *req,
 	return vnvme_io_write_zeroes(req, control & NVME_WZ_DEAC);
 }
 
+/*
+ * The ranges are copied into a bounce page, where the checks below and the
+ * deallocation on the workqueue read them: the guest cannot change them
+ * in between.
+ */
 static u16 vnvme_cmd_dsm(struct vnvme_req *req, const struct nvme_command *cmd)
 {
-	struct nvme_dsm_range *ranges = req->sq->worker->scratch;
 	u32 nr = (le32_to_cpu(cmd->dsm.nr) & 0xff) + 1;
-	u32 len = nr * sizeof(*ranges);
 	struct vnvme_ns *ns = req->ns;
-	void *dst = ranges;
+	struct nvme_dsm_range *ranges;
 	unsigned int i;
 	u16 status;
 
-	BUILD_BUG_ON(256 * sizeof(*ranges) > VNVME_PAGE_SIZE);
+	BUILD_BUG_ON(256 * sizeof(*ranges) > PAGE_SIZE);
 	/* Only deallocate does anything; the other attributes are hints. */
 	if (!(le32_to_cpu(cmd->dsm.attributes) & NVME_DSMGMT_AD))
 		return NVME_SC_SUCCESS;
 	if (ns->read_only)
 		return VNVME_READ_ONLY;
-	status = vnvme_prp_map(req, cmd, len);
+	req->len = nr * sizeof(*ranges);
+	status = vnvme_prp_map(req, cmd, req->len);
 	if (status)
 		return status;
-	for (i = 0; i < req->nr_iov; i++) {
-		if (copy_from_user(dst, req->iov[i].iov_base, req->iov[i].iov_len))
-			return NVME_SC_DATA_XFER_ERROR;
-		dst += req->iov[i].iov_len;
-	}
-	req->nr_iov = 0;
+	req->write = true;
+	status = vnvme_bounce_alloc(req);
+	if (status)
+		return status;
+	ranges = page_address(req->bvec[0].bv_page);
 	for (i = 0; i < nr; i++) {
 		if (!vnvme_lba_ok(ns, le64_to_cpu(ranges[i].slba),
 				  le32_to_cpu(ranges[i].nlb)))
 			return VNVME_LBA_RANGE;
 	}
-	req->write = true;
-	return vnvme_io_discard(req, ranges, nr);
+	return vnvme_io_discard(req, nr);
 }
 
 static u16 vnvme_cmd_dispatch(struct vnvme_req *req,
@@ -246,6 +253,34 @@ static u16 vnvme_cmd_dispatch(struct vnvme_req *req,
 	}
 }
 
+/*
+ * Worker, before fetching @cmd: how many bounce pages it may need, so that
+ * the SQ can wait for them instead (nvme_bounce.c). A command that will
+ * fail its checks needs none.
+ */
+unsigned int vnvme_cmd_bounce_pages(struct vnvme_dev *dev,
+				    const struct nvme_command *cmd)
+{
+	struct vnvme_ns *ns;
+	u64 len;
+
+	switch (cmd->common.opcode) {
+	case nvme_cmd_read:
+	case nvme_cmd_write:
+		ns = vnvme_ns_get(dev, le32_to_cpu(cmd->common.nsid));
+		if (!ns)
+			return 0;
+		len = (u64)(le16_to_cpu(cmd->rw.length) + 1) << ns->lba_shift;
+		if (len > VNVME_PAGE_SIZE << dev->mdts)
+			return 0;
+		return DIV_ROUND_UP(len, PAGE_SIZE);
+	case nvme_cmd_dsm:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Worker: run one fetched command; its CQE is posted when it ends. */
 void vnvme_cmd_execute(struct vnvme_req *req, const struct nvme_command *cmd)
 {
@@ -260,6 +295,7 @@ void vnvme_cmd_execute(struct vnvme_req *req, const struct nvme_command *cmd)
 	req->deallocate = false;
 	req->bio_ready = false;
 	req->nr_bounce = 0;
+	req->nr_pinned = 0;
 	req->nr_iov = 0;
 	req->len = 0;
 	req->pos = 0;

@@ -153,21 +153,35 @@ static long vnvme_set_error_fd(struct vnvme_dev *dev, void __user *argp)
 	return 0;
 }
 
+/*
+ * The oldest record, then the count of those dropped. It is removed only
+ * once copied out; GET_ERROR calls are serialised by dev->mutex and
+ * errors are only ever added, so the record peeked is still the oldest.
+ */
 static long vnvme_get_error(struct vnvme_dev *dev, void __user *argp)
 {
-	struct vhost_nvme_error e;
+	struct vhost_nvme_error e = { .type = VHOST_NVME_ERR_OVERFLOW };
+	bool kept;
 
 	spin_lock_irq(&dev->err_lock);
-	if (!dev->err_count) {
-		spin_unlock_irq(&dev->err_lock);
-		return -EAGAIN;
-	}
-	e = dev->errors[dev->err_head];
-	dev->err_head = (dev->err_head + 1) % VNVME_MAX_ERRORS;
-	dev->err_count--;
+	kept = dev->err_count;
+	if (kept)
+		e = dev->errors[dev->err_head];
+	else
+		e.value = dev->err_dropped;
 	spin_unlock_irq(&dev->err_lock);
+	if (!kept && !e.value)
+		return -EAGAIN;
 	if (copy_to_user(argp, &e, sizeof(e)))
 		return -EFAULT;
+	spin_lock_irq(&dev->err_lock);
+	if (kept) {
+		dev->err_head = (dev->err_head + 1) % VNVME_MAX_ERRORS;
+		dev->err_count--;
+	} else {
+		dev->err_dropped -= e.value;
+	}
+	spin_unlock_irq(&dev->err_lock);
 	return 0;
 }
 
@@ -321,6 +335,8 @@ static void __exit vhost_nvme_exit(void)
 {
 	misc_deregister(&vhost_nvme_misc);
 	destroy_workqueue(vnvme_wq);
+	/* Replaced memory tables are freed by call_rcu(): let them run. */
+	rcu_barrier();
 }
 
 module_init(vhost_nvme_init);

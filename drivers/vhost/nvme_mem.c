@@ -9,6 +9,14 @@
  * copy_{from,to}_user on the owner addresses: only the owner's threads (its
  * ioctls and our workers, which are threads of it) touch guest memory.
  *
+ * An owner address is used only within the worker round that translated
+ * it: data the backend writes later goes to pages pinned in that round
+ * (bios, bounced reads). A new table therefore takes over once every
+ * worker finished the round it was in: VHOST_SET_MEM_TABLE waits for
+ * that, so the VMM may unmap or remap the old ranges as soon as it
+ * returns, and no guest data is written through an address it no longer
+ * describes.
+ *
  * Translation cache: nearly every access of an I/O (SQE, PRPs, data, CQE,
  * doorbells) falls in the region the previous one did, guest RAM below or
  * above 4 GiB. Each table remembers the region of its last hit and tries it
@@ -99,6 +107,13 @@ long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
 		}
 	}
 	old = rcu_replace_pointer(dev->mem, mem, lockdep_is_held(&dev->mutex));
+	/* Rounds begin under the worker lock: later ones see the new table. */
+	for (i = 0; i < VHOST_NVME_MAX_WORKERS; i++) {
+		if (dev->workers[i]) {
+			mutex_lock(&dev->workers[i]->lock);
+			mutex_unlock(&dev->workers[i]->lock);
+		}
+	}
 	if (old)
 		call_rcu(&old->rcu, vnvme_mem_release);
 	ret = 0;

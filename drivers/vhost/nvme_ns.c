@@ -19,6 +19,25 @@ static void vnvme_ns_free(struct vnvme_ns *ns)
 	kfree(ns);
 }
 
+/*
+ * Would write(2) to this fd write where it is told? Not to a block device
+ * set read-only or in use as swap (blkdev_write_iter), nor through an
+ * O_APPEND fd, which writes at the end whatever the offset. Writes check
+ * again each time (nvme_io.c): all of these can change later.
+ */
+static int vnvme_ns_writable(struct vnvme_ns *ns)
+{
+	struct inode *inode = ns->file->f_mapping->host;
+
+	if (ns->file->f_flags & O_APPEND)
+		return -EPERM;
+	if (ns->bdev && bdev_read_only(ns->bdev))
+		return -EPERM;
+	if (IS_SWAPFILE(inode))
+		return -ETXTBSY;
+	return 0;
+}
+
 static int vnvme_ns_setup(struct vnvme_ns *ns, struct file *file,
 			  const struct vhost_nvme_namespace *arg)
 {
@@ -61,7 +80,7 @@ static int vnvme_ns_setup(struct vnvme_ns *ns, struct file *file,
 	ns->nsze = size >> arg->lba_shift;
 	if (!ns->nsze)
 		return -EINVAL;
-	return 0;
+	return ns->read_only ? 0 : vnvme_ns_writable(ns);
 }
 
 long vnvme_set_namespace(struct vnvme_dev *dev, void __user *argp)

@@ -27,10 +27,13 @@ void vnvme_report_error(struct vnvme_dev *dev, u16 qid, bool cq, u8 type,
 {
 	struct vhost_nvme_error *e;
 	unsigned long flags;
-	bool signal = false;
 
 	spin_lock_irqsave(&dev->err_lock, flags);
-	if (dev->err_count < VNVME_MAX_ERRORS) {
+	/* Once one is dropped, all are until that is read: order is kept. */
+	if (dev->err_dropped || dev->err_count == VNVME_MAX_ERRORS) {
+		if (dev->err_dropped < U32_MAX)
+			dev->err_dropped++;
+	} else {
 		e = &dev->errors[(dev->err_head + dev->err_count) %
 				 VNVME_MAX_ERRORS];
 		e->qid = qid;
@@ -39,9 +42,8 @@ void vnvme_report_error(struct vnvme_dev *dev, u16 qid, bool cq, u8 type,
 		e->value = value;
 		e->gpa = gpa;
 		dev->err_count++;
-		signal = dev->err_ctx;
 	}
-	if (signal)
+	if (dev->err_ctx)
 		eventfd_signal(dev->err_ctx);
 	spin_unlock_irqrestore(&dev->err_lock, flags);
 }
@@ -105,11 +107,32 @@ static bool vnvme_db_read(struct vnvme_worker *w, u16 qid, bool cq,
 	return true;
 }
 
+/*
+ * Invalid Doorbell Write Value beyond the queue size: the guest owns the
+ * SQ entries from the last tail up to the one before the SQ head it was
+ * last told of in a CQE. A tail outside that would re-run commands
+ * already fetched (a full lap) or overwrite ones not yet fetched.
+ */
+static bool vnvme_sq_tail_ok(const struct vnvme_sq *sq, u32 tail)
+{
+	u32 n = sq->entries;
+
+	return (tail + n - sq->tail) % n <=
+	       (sq->head_reported + n - 1 - sq->tail) % n;
+}
+
 static bool vnvme_sq_read_tail(struct vnvme_sq *sq, u32 *tail)
 {
-	return vnvme_db_read(sq->worker, sq->qid, false, sq->entries,
-			     READ_ONCE(sq->db_value), &sq->sdb_reads,
-			     &sq->state, tail);
+	if (!vnvme_db_read(sq->worker, sq->qid, false, sq->entries,
+			   READ_ONCE(sq->db_value), &sq->sdb_reads,
+			   &sq->state, tail))
+		return false;
+	if (vnvme_sq_tail_ok(sq, *tail))
+		return true;
+	sq->state = VNVME_Q_ERROR;
+	vnvme_report_error(sq->dev, sq->qid, false,
+			   VHOST_NVME_ERR_INVALID_DB_VALUE, *tail, 0);
+	return false;
 }
 
 /*
@@ -154,11 +177,26 @@ bool vnvme_sq_ready(struct vnvme_sq *sq)
 	return sq->head != sq->tail || vnvme_sq_has_work(sq);
 }
 
+/*
+ * A CQ head may only move over entries we posted: within [head, tail].
+ * Past the tail it would hand back entries never written, and the room
+ * computed from it would let the CQ be overrun.
+ */
 static bool vnvme_cq_read_head(struct vnvme_cq *cq, struct vnvme_worker *w)
 {
-	return vnvme_db_read(w, cq->qid, true, cq->entries,
-			     READ_ONCE(cq->db_value), &cq->sdb_reads,
-			     &cq->state, &cq->head);
+	u32 n = cq->entries, head;
+
+	if (!vnvme_db_read(w, cq->qid, true, n, READ_ONCE(cq->db_value),
+			   &cq->sdb_reads, &cq->state, &head))
+		return false;
+	if ((head + n - cq->head) % n > (cq->tail + n - cq->head) % n) {
+		cq->state = VNVME_Q_ERROR;
+		vnvme_report_error(cq->dev, cq->qid, true,
+				   VHOST_NVME_ERR_INVALID_DB_VALUE, head, 0);
+		return false;
+	}
+	cq->head = head;
+	return true;
 }
 
 static u32 vnvme_cq_room(struct vnvme_cq *cq)
@@ -226,6 +264,7 @@ static void vnvme_cq_post(struct vnvme_cq *cq, struct vnvme_sq *sq,
 		cq->state = VNVME_Q_ERROR;
 		return;
 	}
+	sq->head_reported = sq->head;
 	if (++cq->tail == cq->entries) {
 		cq->tail = 0;
 		cq->phase = !cq->phase;
@@ -341,6 +380,14 @@ void vnvme_sq_process(struct vnvme_sq *sq)
 			vnvme_report_error(dev, sq->qid, false,
 					   VHOST_NVME_ERR_BAD_QUEUE_MEMORY, 0,
 					   sq->gpa);
+			break;
+		}
+		/* Not fetched yet: read again when pages come back. */
+		if (!vnvme_bounce_fits(w, vnvme_cmd_bounce_pages(dev, &cmd))) {
+			sq->cq->reserved--;
+			sq->blocked = VNVME_BLOCK_BOUNCE;
+			sq->bounce_waits++;
+			w->bounce_waiters = true;
 			break;
 		}
 		if (++sq->head == sq->entries)
@@ -491,7 +538,9 @@ static int vnvme_sq_alloc_pool(struct vnvme_dev *dev, struct vnvme_sq *sq)
 			       GFP_KERNEL_ACCOUNT);
 	sq->bvec_mem = kvcalloc(sq->nr_reqs * max_iov, sizeof(*sq->bvec_mem),
 				GFP_KERNEL_ACCOUNT);
-	if (!sq->reqs || !sq->iov_mem || !sq->bvec_mem)
+	sq->page_mem = kvcalloc(sq->nr_reqs * max_iov, sizeof(*sq->page_mem),
+				GFP_KERNEL_ACCOUNT);
+	if (!sq->reqs || !sq->iov_mem || !sq->bvec_mem || !sq->page_mem)
 		return -ENOMEM;
 	for (i = 0; i < sq->nr_reqs; i++) {
 		struct vnvme_req *req = &sq->reqs[i];
@@ -500,6 +549,7 @@ static int vnvme_sq_alloc_pool(struct vnvme_dev *dev, struct vnvme_sq *sq)
 		req->max_iov = max_iov;
 		req->iov = &sq->iov_mem[i * max_iov];
 		req->bvec = &sq->bvec_mem[i * max_iov];
+		req->pages = &sq->page_mem[i * max_iov];
 		req->next_free = sq->free;
 		sq->free = req;
 	}
@@ -508,6 +558,7 @@ static int vnvme_sq_alloc_pool(struct vnvme_dev *dev, struct vnvme_sq *sq)
 
 static void vnvme_sq_free(struct vnvme_sq *sq)
 {
+	kvfree(sq->page_mem);
 	kvfree(sq->bvec_mem);
 	kvfree(sq->iov_mem);
 	kvfree(sq->reqs);
@@ -771,6 +822,7 @@ long vnvme_queue_stats(struct vnvme_dev *dev, void __user *argp)
 		st.flushes = sq->flushes;
 		st.dsms = sq->dsms;
 		st.polled = sq->polled;
+		st.bounce_waits = sq->bounce_waits;
 		mutex_unlock(&sq->worker->lock);
 		st.kicks = atomic_long_read(&sq->kick_count);
 	}

@@ -13,6 +13,7 @@
  * change what the worker sees.
  */
 #include <linux/file.h>
+#include <linux/kcov.h>
 #include <linux/sched.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/stat.h>
@@ -220,10 +221,29 @@ static void vnvme_worker_poll(struct vnvme_worker *w)
 	w->polling = false;
 	if (!found)
 		found = vnvme_worker_find_work(w, false);
-	if (found)
+	if (found) {
+		/* Re-armed in the next round, or by its own poll. */
+		w->eventidx_behind = true;
 		atomic_set(&w->pending, 1);
-	else
+	} else {
+		w->eventidx_behind = false;
 		w->idle_since = local_clock();
+	}
+}
+
+/*
+ * A round without polling after one that polled: the SQs the poll did not
+ * find work in still have EventIdx where polling left it, behind the
+ * guest's tail, and a guest that follows EventIdx would ring no doorbell
+ * for them. Look at every SQ, which arms EventIdx where there is none.
+ */
+static void vnvme_worker_rearm(struct vnvme_worker *w)
+{
+	struct vnvme_sq *sq;
+
+	list_for_each_entry(sq, &w->sqs, node)
+		atomic_set(&sq->kicked, 1);
+	w->eventidx_behind = false;
 }
 
 /* Apply a new affinity (nvme_tune.c) to ourselves, the worker thread. */
@@ -272,7 +292,7 @@ static bool vnvme_worker_fn(void *data)
 	struct llist_node *flushes;
 	struct vnvme_flush *f, *tmp;
 	struct vnvme_sq *sq;
-	bool cq_moved;
+	bool cq_moved, bounce_freed;
 	u64 limit;
 
 	if (!vnvme_worker_has_news(w))
@@ -280,6 +300,8 @@ static bool vnvme_worker_fn(void *data)
 	__set_current_state(TASK_RUNNING);
 	flushes = llist_del_all(&w->flushes);
 
+	/* A round is coverage of the owner's KCOV (as in drivers/vhost). */
+	kcov_remote_start_common(w->kcov_handle);
 	mutex_lock(&w->lock);
 	atomic_set(&w->pending, 0);
 	if (w->cpus_changed)
@@ -292,11 +314,19 @@ static bool vnvme_worker_fn(void *data)
 		vnvme_worker_poll_adapt(w, limit);
 	else
 		w->idle_since = 0;
+	if (!limit && w->eventidx_behind)
+		vnvme_worker_rearm(w);
 	vnvme_worker_complete(w);
 	cq_moved = atomic_xchg(&w->cq_moved, 0);
+	bounce_freed = w->bounce_freed;
+	if (bounce_freed) {
+		w->bounce_freed = false;
+		w->bounce_waiters = false;
+	}
 	list_for_each_entry(sq, &w->sqs, node) {
 		if (atomic_xchg(&sq->kicked, 0) ||
-		    (cq_moved && sq->blocked == VNVME_BLOCK_CQ))
+		    (cq_moved && sq->blocked == VNVME_BLOCK_CQ) ||
+		    (bounce_freed && sq->blocked == VNVME_BLOCK_BOUNCE))
 			vnvme_sq_process(sq);
 	}
 	/* Completions that ended while we fetched, and one irq per CQ. */
@@ -304,6 +334,7 @@ static bool vnvme_worker_fn(void *data)
 	vnvme_worker_signal(w);
 	vnvme_worker_poll(w);
 	mutex_unlock(&w->lock);
+	kcov_remote_stop();
 
 	llist_for_each_entry_safe(f, tmp, flushes, node)
 		complete(&f->done);
@@ -372,13 +403,9 @@ struct vnvme_worker *vnvme_worker_get(struct vnvme_dev *dev,
 	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
 	if (!w)
 		return ERR_PTR(-ENOMEM);
-	w->scratch = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
-	if (!w->scratch) {
-		kfree(w);
-		return ERR_PTR(-ENOMEM);
-	}
 	w->dev = dev;
 	w->index = index;
+	w->kcov_handle = kcov_common_handle();
 	mutex_init(&w->lock);
 	spin_lock_init(&w->timer_lock);
 	hrtimer_init(&w->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
@@ -395,10 +422,10 @@ struct vnvme_worker *vnvme_worker_get(struct vnvme_dev *dev,
 	snprintf(name, sizeof(name), "vhost-nvme-%d", current->pid);
 	w->task = vhost_task_create(vnvme_worker_fn, vnvme_worker_killed, w,
 				    name);
-	if (IS_ERR(w->task)) {
-		long err = PTR_ERR(w->task);
+	/* NULL before 6.14 (and 6.12.20), an ERR_PTR since. */
+	if (IS_ERR_OR_NULL(w->task)) {
+		long err = w->task ? PTR_ERR(w->task) : -ENOMEM;
 
-		free_page((unsigned long)w->scratch);
 		kfree(w);
 		return ERR_PTR(err);
 	}
@@ -430,7 +457,6 @@ void vnvme_workers_destroy(struct vnvme_dev *dev)
 		w->dead = true;
 		vnvme_worker_drain(w);
 		mutex_destroy(&w->lock);
-		free_page((unsigned long)w->scratch);
 		kfree(w);
 		dev->workers[i] = NULL;
 	}

@@ -103,8 +103,15 @@ struct vhost_nvme_config {
  * @reserved: must be zero
  *
  * VHOST_NVME_SET_NAMESPACE: -EBUSY while the device is started or if the
- * nsid is attached. VHOST_NVME_CLEAR_NAMESPACE takes the nsid (__u32):
- * -EBUSY while started, -ENOENT if not attached.
+ * nsid is attached. A writable namespace is refused where write(2) on @fd
+ * would refuse or redirect writes: -EPERM for a read-only block device
+ * (blockdev --setro) or an fd opened O_APPEND, -ETXTBSY for an active swap
+ * device. The same checks run on every write command, so a backend made
+ * read-only, swap or append-only later fails writes with Attempted Write
+ * to Read Only Range; file writes also take the file system's freeze
+ * protection and pass its LSM checks, like write(2).
+ * VHOST_NVME_CLEAR_NAMESPACE takes the nsid (__u32): -EBUSY while started,
+ * -ENOENT if not attached.
  */
 struct vhost_nvme_namespace {
 	__s32 fd;
@@ -127,8 +134,12 @@ struct vhost_nvme_namespace {
  * @irqfd: eventfd signalled once per batch of completions when
  *	VHOST_NVME_CQ_F_IEN is set (a KVM irqfd); -1 without IEN
  * @kickfd: optional eventfd the VMM signals when the guest writes this CQ's
- *	head doorbell (an ioeventfd), or -1. Without it, and without shadow
- *	doorbells, the VMM forwards head values with VHOST_NVME_DOORBELL.
+ *	head doorbell (an ioeventfd), or -1. Without it the VMM forwards
+ *	every head doorbell write with VHOST_NVME_DOORBELL, with shadow
+ *	doorbells too: the value is then read from the shadow page, but the
+ *	write is what wakes an SQ that waits for room in this CQ (the guest
+ *	writes the register only when EventIdx asks for it, i.e. when one
+ *	waits).
  * @vector: the MSI-X vector (Interrupt Vector in Create I/O CQ), kept for
  *	the VMM's bookkeeping; the kernel signals @irqfd
  * @flags: VHOST_NVME_CQ_F_*
@@ -224,6 +235,15 @@ struct vhost_nvme_dbbuf {
  * VHOST_NVME_ERR_INVALID_DB_VALUE; an unknown qid is -ENOENT. With shadow
  * doorbells set the write only wakes the queue: the shadow value, written
  * by the guest before the register, is the current one.
+ *
+ * Whichever way a value arrives, the worker also checks it against the
+ * queue's state when it reads it (NVMe's Invalid Doorbell Write Value): an
+ * SQ tail may only advance into entries the guest owns, up to the entry
+ * before the SQ head last reported in a CQE (a tail that moves back, or
+ * past that head, would re-run or overwrite commands); a CQ head may only
+ * move within [old head, CQ tail] (past the tail it would hand entries
+ * back that were never posted, and the CQ would be overrun). Such a value
+ * stops the queue and reports VHOST_NVME_ERR_INVALID_DB_VALUE.
  */
 struct vhost_nvme_doorbell {
 	__u16 qid;
@@ -246,7 +266,9 @@ struct vhost_nvme_doorbell {
  * @dsms: SQ: Dataset Management commands fetched
  * @polled: SQ: times a busy-polling worker found new commands in it,
  *	without a kick
- * @reserved: zero
+ * @bounce_waits: SQ: times fetching paused because the worker's bounce
+ *	buffer budget (module parameter bounce_kb) was in use by commands in
+ *	flight; it resumes as they end
  *
  * VHOST_NVME_GET_QUEUE_STATS: -ENOENT if neither queue exists.
  */
@@ -262,12 +284,13 @@ struct vhost_nvme_queue_stats {
 	__u64 flushes;
 	__u64 dsms;
 	__u64 polled;
-	__u64 reserved;
+	__u64 bounce_waits;
 };
 
 /* struct vhost_nvme_error types: the Asynchronous Event the VMM posts */
 #define VHOST_NVME_ERR_INVALID_DB_VALUE	1	/* Invalid Doorbell Write Value */
 #define VHOST_NVME_ERR_BAD_QUEUE_MEMORY	2	/* queue/doorbell page not in memory */
+#define VHOST_NVME_ERR_OVERFLOW		3	/* @value errors were dropped */
 
 /**
  * struct vhost_nvme_error - one queue error for the VMM to report
@@ -279,8 +302,11 @@ struct vhost_nvme_queue_stats {
  *
  * The queue stays stopped until deleted. VHOST_NVME_SET_ERROR_FD takes an
  * eventfd (__s32, -1 clears) signalled when an error is recorded;
- * VHOST_NVME_GET_ERROR returns the oldest unread one, -EAGAIN if none.
- * Up to 64 are kept; later ones are dropped until they are read.
+ * VHOST_NVME_GET_ERROR returns the oldest unread one, -EAGAIN if none; a
+ * record is removed only once it was copied out (-EFAULT keeps it).
+ * Up to 64 are kept; errors beyond are counted, and after the kept ones
+ * GET_ERROR returns one record of type VHOST_NVME_ERR_OVERFLOW whose
+ * @value is how many were dropped (@qid, @cq and @gpa 0).
  */
 struct vhost_nvme_error {
 	__u16 qid;

@@ -889,7 +889,7 @@ TEST_F(ctl, stats_args)
 	EXPECT_EQ(0, st.flushes);
 	EXPECT_EQ(0, st.dsms);
 	EXPECT_EQ(0, st.polled);
-	EXPECT_EQ(0, st.reserved);
+	EXPECT_EQ(0, st.bounce_waits);
 	memset(&st, 0, sizeof(st));
 	st.qid = 7;
 	EXPECT_ERR(ENOENT, g->fd, VHOST_NVME_GET_QUEUE_STATS, &st, "queue 7");
