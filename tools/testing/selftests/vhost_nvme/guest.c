@@ -102,21 +102,58 @@ int guest_set_owner(struct guest *g)
 	return xioctl(g->fd, VHOST_SET_OWNER, NULL);
 }
 
-int guest_set_mem_table(struct guest *g)
+int guest_set_mem_regions(struct guest *g,
+			  const struct vhost_memory_region *r, unsigned int n)
 {
 	struct vhost_memory *m;
 	int rc;
 
-	m = calloc(1, sizeof(*m) + sizeof(m->regions[0]));
+	m = calloc(1, sizeof(*m) + n * sizeof(m->regions[0]));
 	if (!m)
 		return -ENOMEM;
-	m->nregions = 1;
-	m->regions[0].guest_phys_addr = g->mem_gpa;
-	m->regions[0].memory_size = g->mem_size;
-	m->regions[0].userspace_addr = (uintptr_t)g->mem;
+	m->nregions = n;
+	memcpy(m->regions, r, n * sizeof(*r));
 	rc = xioctl(g->fd, VHOST_SET_MEM_TABLE, m);
 	free(m);
 	return rc;
+}
+
+int guest_set_mem_table(struct guest *g)
+{
+	struct vhost_memory_region r = {
+		.guest_phys_addr = g->mem_gpa,
+		.memory_size = g->mem_size,
+		.userspace_addr = (uintptr_t)g->mem,
+	};
+
+	return guest_set_mem_regions(g, &r, 1);
+}
+
+/* Ack VHOST_NVME_F_POLL: -EOPNOTSUPP if the module does not offer it. */
+int guest_ack_poll(struct guest *g)
+{
+	__u64 f;
+
+	if (ioctl(g->fd, VHOST_GET_FEATURES, &f))
+		return -errno;
+	if (!(f & (1ULL << VHOST_NVME_F_POLL)))
+		return -EOPNOTSUPP;
+	f = 1ULL << VHOST_NVME_F_POLL;
+	return xioctl(g->fd, VHOST_SET_FEATURES, &f);
+}
+
+int guest_set_poll(struct guest *g, __u32 us)
+{
+	struct vhost_nvme_poll p = { .poll_us = us };
+
+	return xioctl(g->fd, VHOST_NVME_SET_POLL, &p);
+}
+
+int guest_set_coalescing(struct guest *g, __u8 thr, __u8 time)
+{
+	struct vhost_nvme_coalescing c = { .threshold = thr, .time = time };
+
+	return xioctl(g->fd, VHOST_NVME_SET_COALESCING, &c);
 }
 
 int guest_setup(struct guest *g, size_t mem_size)
@@ -1108,7 +1145,19 @@ __attribute__((destructor)) static void restore_modules(void)
 		unload("null_blk");
 }
 
-static int wait_for_node(const char *path)
+/*
+ * null_blk as the NULLB backend wants it (a memory-backed nullb0). Tests
+ * that add devices of their own through configfs load it the same way, so
+ * that whichever runs first, /dev/nullb0 stays usable by the others.
+ */
+int guest_nullb_load(void)
+{
+	if (module_loaded("null_blk"))
+		return 0;
+	return system(NULLB_MODPROBE) == 0 ? 0 : -ENODEV;
+}
+
+int guest_wait_for_node(const char *path)
 {
 	int i;
 
@@ -1124,7 +1173,7 @@ static int open_block(struct guest_backend *be, const char *path)
 {
 	int rc;
 
-	rc = wait_for_node(path);
+	rc = guest_wait_for_node(path);
 	if (rc)
 		return rc;
 	snprintf(be->path, sizeof(be->path), "%s", path);
@@ -1195,7 +1244,7 @@ int guest_backend_open(struct guest_backend *be, enum guest_backend_kind k,
 		be->discard_zeroes = true;
 		break;
 	case GUEST_BACKEND_NULLB:
-		if (!module_loaded("null_blk") && system(NULLB_MODPROBE) != 0)
+		if (guest_nullb_load())
 			return -ENODEV;
 		/* Someone else's null_blk without memory keeps no data. */
 		if (!module_param_yes("null_blk", "memory_backed"))

@@ -214,6 +214,9 @@ struct guest_sq {
 int guest_open(struct guest *g, size_t mem_size);
 int guest_set_owner(struct guest *g);
 int guest_set_mem_table(struct guest *g);
+/* Any table: guest_set_mem_table() installs just the guest's own memory. */
+int guest_set_mem_regions(struct guest *g,
+			  const struct vhost_memory_region *r, unsigned int n);
 int guest_setup(struct guest *g, size_t mem_size);
 void guest_close(struct guest *g);
 
@@ -245,6 +248,10 @@ int guest_set_error_fd(struct guest *g);
 int guest_get_error(struct guest *g, struct vhost_nvme_error *err);
 int guest_get_stats(struct guest *g, __u16 qid,
 		    struct vhost_nvme_queue_stats *st);
+/* Tuning: VHOST_NVME_F_POLL, SET_POLL, SET_COALESCING */
+int guest_ack_poll(struct guest *g);
+int guest_set_poll(struct guest *g, __u32 us);
+int guest_set_coalescing(struct guest *g, __u8 thr, __u8 time);
 
 /* Queues */
 int guest_create_cq(struct guest *g, __u16 qid, __u32 entries,
@@ -332,6 +339,9 @@ struct guest_backend {
 int guest_backend_open(struct guest_backend *be, enum guest_backend_kind k,
 		       __u64 file_size);
 void guest_backend_close(struct guest_backend *be);
+int guest_nullb_load(void);
+/* Wait up to 5 s for a device node to appear. */
+int guest_wait_for_node(const char *path);
 int guest_backend_pread(struct guest_backend *be, void *buf, size_t len,
 			__u64 off);
 int guest_backend_pwrite(struct guest_backend *be, const void *buf,

@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here" || exit 1
 
 tests=(module_load.sh vhost_nvme_dev_test vhost_nvme_ioctl_test
-	vhost_nvme_io_test vhost_nvme_queue_test vhost_nvme_tune_test polling.sh
+	vhost_nvme_io_test vhost_nvme_queue_test vhost_nvme_tune_test
+	vhost_nvme_hostile_test polling.sh
 	guest_boot.sh
 	qemu_device.sh)
 [ $# -gt 0 ] && tests=("$@")

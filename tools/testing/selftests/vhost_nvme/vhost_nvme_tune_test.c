@@ -97,32 +97,6 @@ static void read_cmd(struct guest *g, struct guest_buf *b,
 	guest_prp_build(g, b, 0, cmd);
 }
 
-static int ack_poll(struct guest *g)
-{
-	__u64 f;
-
-	if (ioctl(g->fd, VHOST_GET_FEATURES, &f))
-		return -errno;
-	if (!(f & (1ULL << VHOST_NVME_F_POLL)))
-		return -EOPNOTSUPP;
-	f = 1ULL << VHOST_NVME_F_POLL;
-	return xioctl(g->fd, VHOST_SET_FEATURES, &f);
-}
-
-static int set_poll(struct guest *g, __u32 us)
-{
-	struct vhost_nvme_poll p = { .poll_us = us };
-
-	return xioctl(g->fd, VHOST_NVME_SET_POLL, &p);
-}
-
-static int set_coalescing(struct guest *g, __u8 thr, __u8 time)
-{
-	struct vhost_nvme_coalescing c = { .threshold = thr, .time = time };
-
-	return xioctl(g->fd, VHOST_NVME_SET_COALESCING, &c);
-}
-
 static int set_vector(struct guest *g, __u16 vector, bool no_coalesce)
 {
 	struct vhost_nvme_vector_config v = {
@@ -144,7 +118,7 @@ TEST_F(tune, poll_feature_and_args)
 	EXPECT_ERR(EOPNOTSUPP, g->fd, VHOST_NVME_SET_POLL, &p, "not acked");
 	f = 1ULL << VHOST_NVME_F_MIGRATION;
 	EXPECT_ERR(EOPNOTSUPP, g->fd, VHOST_SET_FEATURES, &f, "F_MIGRATION");
-	ASSERT_EQ(0, ack_poll(g));
+	ASSERT_EQ(0, guest_ack_poll(g));
 	p.poll_us = VHOST_NVME_MAX_POLL_US + 1;
 	EXPECT_ERR(EINVAL, g->fd, VHOST_NVME_SET_POLL, &p, "over the max");
 	p.poll_us = VHOST_NVME_POLL_DEFAULT - 1;
@@ -231,8 +205,8 @@ TEST_F(tune, poll_saves_doorbell_writes)
 
 	if (!two_cpus())
 		SKIP(return, "one CPU: the guest cannot queue while the worker polls");
-	ASSERT_EQ(0, ack_poll(&self->g));
-	ASSERT_EQ(0, set_poll(&self->g, VHOST_NVME_MAX_POLL_US));
+	ASSERT_EQ(0, guest_ack_poll(&self->g));
+	ASSERT_EQ(0, guest_set_poll(&self->g, VHOST_NVME_MAX_POLL_US));
 	run_back_to_back(_metadata, self, 200, &kicks, &polled);
 	EXPECT_LT(0, polled);
 	EXPECT_GT(200 / 2, kicks);
@@ -267,8 +241,8 @@ TEST_F(tune, poll_off_device_overrides_module)
 	int old = module_poll_us(VHOST_NVME_MAX_POLL_US);
 
 	ASSERT_LE(0, old);
-	ASSERT_EQ(0, ack_poll(&self->g));
-	ASSERT_EQ(0, set_poll(&self->g, 0));
+	ASSERT_EQ(0, guest_ack_poll(&self->g));
+	ASSERT_EQ(0, guest_set_poll(&self->g, 0));
 	run_back_to_back(_metadata, self, 50, &kicks, &polled);
 	module_poll_us(old);
 	EXPECT_EQ(0, polled);
@@ -475,7 +449,7 @@ TEST_F(tune, coalescing_holds_for_time)
 	double t;
 	int i;
 
-	ASSERT_EQ(0, set_coalescing(&self->g, 7, COAL_TIME));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 7, COAL_TIME));
 	ASSERT_EQ(0, guest_create_qpair(&self->g, 1, 16, 16, 0, &self->sq));
 	for (i = 0; i < 3; i++) {
 		t = timed_batch(_metadata, self, 1, false);
@@ -490,7 +464,7 @@ TEST_F(tune, coalescing_threshold_reached)
 	struct vhost_nvme_queue_stats st;
 	double t;
 
-	ASSERT_EQ(0, set_coalescing(&self->g, 3, COAL_TIME));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 3, COAL_TIME));
 	ASSERT_EQ(0, guest_create_qpair(&self->g, 1, 16, 16, 0, &self->sq));
 	t = fastest_batch(_metadata, self, 4, false);
 	EXPECT_GT(COAL_TIME_MS, t);
@@ -506,7 +480,7 @@ TEST_F(tune, coalescing_not_for_errors)
 {
 	double t;
 
-	ASSERT_EQ(0, set_coalescing(&self->g, 7, COAL_TIME));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 7, COAL_TIME));
 	ASSERT_EQ(0, guest_create_qpair(&self->g, 1, 16, 16, 0, &self->sq));
 	t = fastest_batch(_metadata, self, 1, true);
 	EXPECT_GT(COAL_TIME_MS, t);
@@ -517,7 +491,7 @@ TEST_F(tune, coalescing_disabled_on_vector)
 {
 	double t;
 
-	ASSERT_EQ(0, set_coalescing(&self->g, 7, COAL_TIME));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 7, COAL_TIME));
 	ASSERT_EQ(0, set_vector(&self->g, 2, true));
 	ASSERT_EQ(0, guest_create_qpair(&self->g, 1, 16, 16, 0, &self->sq));
 	/* vector 1 still coalesces */
@@ -533,10 +507,10 @@ TEST_F(tune, coalescing_disabled_on_vector)
 /* Time 0 means no delay, whatever the threshold; RESET restores 0/0. */
 TEST_F(tune, coalescing_time_zero_and_reset)
 {
-	ASSERT_EQ(0, set_coalescing(&self->g, 7, 0));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 7, 0));
 	ASSERT_EQ(0, guest_create_qpair(&self->g, 1, 16, 16, 0, &self->sq));
 	EXPECT_GT(COAL_TIME_MS, fastest_batch(_metadata, self, 1, false));
-	ASSERT_EQ(0, set_coalescing(&self->g, 7, COAL_TIME));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 7, COAL_TIME));
 	ASSERT_EQ(0, set_vector(&self->g, 1, true));
 	ASSERT_EQ(0, guest_reset(&self->g));
 	/* guest_reset forgot the queues; the device forgot 08h and 09h */
@@ -552,7 +526,7 @@ TEST_F(tune, coalescing_released_by_stop)
 	struct guest_cq *cq;
 	struct nvme_sqe cmd;
 
-	ASSERT_EQ(0, set_coalescing(&self->g, 7, COAL_TIME));
+	ASSERT_EQ(0, guest_set_coalescing(&self->g, 7, COAL_TIME));
 	ASSERT_EQ(0, guest_create_qpair(&self->g, 1, 16, 16, 0, &self->sq));
 	cq = self->sq->cq;
 	read_cmd(&self->g, &self->page, &cmd, 0);
