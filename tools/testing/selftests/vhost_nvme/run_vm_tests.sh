@@ -11,7 +11,7 @@ tests=(module_load.sh vhost_nvme_dev_test vhost_nvme_ioctl_test
 	vhost_nvme_io_test vhost_nvme_queue_test vhost_nvme_tune_test
 	vhost_nvme_hostile_test polling.sh
 	guest_boot.sh
-	qemu_device.sh)
+	qemu_device.sh pins_balanced.sh)
 [ $# -gt 0 ] && tests=("$@")
 
 failed=0
