@@ -8,14 +8,16 @@ top=$(cd "$here/../../../../.." && pwd)
 . "$top/scripts/versions.env"
 
 cache=${VHOST_NVME_CACHE:-/var/cache/vhost-nvme}
+# VN_KERNEL_RELEASE: another kernel's modules (vm-run's H_KERNEL).
+release=${VN_KERNEL_RELEASE:-$KERNEL_VERSION}
 mods="netfs 9pnet 9pnet_virtio 9p overlay"
 paths=()
 for m in $mods; do
-	paths+=("$(modinfo -k "$KERNEL_VERSION" -n "$m")")
+	paths+=("$(modinfo -k "$release" -n "$m")")
 done
 key=$( (cat "$here/initramfs-init" "$0" /bin/busybox "${paths[@]}") |
 	sha256sum | cut -c1-16)
-out=$cache/initramfs-$KERNEL_VERSION-$key.cpio.gz
+out=$cache/initramfs-$release-$key.cpio.gz
 if [ -f "$out" ]; then
 	echo "$out"
 	exit 0
@@ -38,5 +40,5 @@ done
 mkdir -p "$cache"
 (cd "$work" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
 mv "$out.tmp" "$out"
-rm -f $(ls "$cache"/initramfs-"$KERNEL_VERSION"-*.cpio.gz | grep -v "$key")
+rm -f $(ls "$cache"/initramfs-"$release"-*.cpio.gz | grep -v "$key")
 echo "$out"
