@@ -38,6 +38,7 @@
 #define VNVME_SQ_BUDGET		32
 #define VNVME_MAX_ERRORS	64
 #define VNVME_DEFAULT_MDTS	7
+#define VNVME_READ_ONLY		(NVME_SC_READ_ONLY | NVME_STATUS_DNR)
 /* Returned instead of a status by a command that went to the backend. */
 #define VNVME_IN_FLIGHT		0xffff
 
@@ -209,9 +210,20 @@ struct vnvme_worker {
 
 struct vnvme_mem;
 
+/* What a work item saved while it ran in the owner's context. */
+struct vnvme_owner_save {
+	const struct cred *cred;
+	struct mem_cgroup *memcg;
+};
+
 struct vnvme_dev {
 	struct mutex mutex;		/* configuration ioctls */
 	struct mm_struct *mm;		/* owner's, from VHOST_SET_OWNER */
+	/* The owner's context for blocking work (nvme_owner.c). */
+	struct workqueue_struct *wq;
+	const struct cred *cred;
+	struct mem_cgroup *memcg;
+	struct cgroup_subsys_state *blkcg_css;
 	u64 features;
 	struct vnvme_mem __rcu *mem;
 	/* config */
@@ -244,8 +256,11 @@ struct vnvme_dev {
 	struct eventfd_ctx *err_ctx;
 };
 
-/* nvme_dev.c */
-extern struct workqueue_struct *vnvme_wq;
+/* nvme_owner.c: the owner's context for work on the workqueue */
+int vnvme_owner_get(struct vnvme_dev *dev);
+void vnvme_owner_put(struct vnvme_dev *dev);
+void vnvme_owner_enter(struct vnvme_dev *dev, struct vnvme_owner_save *save);
+void vnvme_owner_leave(struct vnvme_owner_save *save);
 
 /* nvme_mem.c: guest memory */
 long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp);

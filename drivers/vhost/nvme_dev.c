@@ -18,8 +18,6 @@
 
 #include "nvme.h"
 
-struct workqueue_struct *vnvme_wq;
-
 static int vhost_nvme_open(struct inode *inode, struct file *file)
 {
 	struct vnvme_dev *dev;
@@ -53,6 +51,7 @@ static int vhost_nvme_release(struct inode *inode, struct file *file)
 	vnvme_tune_free(dev);
 	vnvme_ns_free_all(dev);
 	mutex_unlock(&dev->mutex);
+	vnvme_owner_put(dev);
 	vnvme_mem_free(dev);
 	if (dev->err_ctx)
 		eventfd_ctx_put(dev->err_ctx);
@@ -77,8 +76,13 @@ static long vnvme_set_features(struct vnvme_dev *dev, u64 __user *argp)
 
 static long vnvme_set_owner(struct vnvme_dev *dev)
 {
+	int ret;
+
 	if (dev->mm)
 		return -EBUSY;
+	ret = vnvme_owner_get(dev);
+	if (ret)
+		return ret;
 	dev->mm = current->mm;
 	mmgrab(dev->mm);
 	return 0;
@@ -145,7 +149,7 @@ static long vnvme_set_error_fd(struct vnvme_dev *dev, void __user *argp)
 	spin_lock_irq(&dev->err_lock);
 	old = dev->err_ctx;
 	dev->err_ctx = ctx;
-	if (ctx && dev->err_count)
+	if (ctx && (dev->err_count || dev->err_dropped))
 		eventfd_signal(ctx);
 	spin_unlock_irq(&dev->err_lock);
 	if (old)
@@ -306,8 +310,6 @@ static struct miscdevice vhost_nvme_misc = {
 
 static int __init vhost_nvme_init(void)
 {
-	int ret;
-
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_config) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_namespace) != 56);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_cq) != 48);
@@ -322,19 +324,12 @@ static int __init vhost_nvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_coalescing) != 16);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_vector_config) != 16);
 
-	vnvme_wq = alloc_workqueue("vhost-nvme", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	if (!vnvme_wq)
-		return -ENOMEM;
-	ret = misc_register(&vhost_nvme_misc);
-	if (ret)
-		destroy_workqueue(vnvme_wq);
-	return ret;
+	return misc_register(&vhost_nvme_misc);
 }
 
 static void __exit vhost_nvme_exit(void)
 {
 	misc_deregister(&vhost_nvme_misc);
-	destroy_workqueue(vnvme_wq);
 	/* Replaced memory tables are freed by call_rcu(): let them run. */
 	rcu_barrier();
 }

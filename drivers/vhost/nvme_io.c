@@ -32,7 +32,6 @@
 
 #include "nvme.h"
 
-#define VNVME_READ_ONLY		(NVME_SC_READ_ONLY | NVME_STATUS_DNR)
 /* Zero pages written at a time where a file cannot zero a range itself. */
 #define VNVME_ZERO_PAGES	16
 
@@ -149,7 +148,7 @@ static void vnvme_file_complete(struct kiocb *iocb, long ret)
 	struct vnvme_req *req = container_of(iocb, struct vnvme_req, iocb);
 
 	/* vfs_iocb_iter_write() left the freeze protection to us. */
-	if (req->write)
+	if (iocb->ki_flags & IOCB_WRITE)
 		kiocb_end_write(iocb);
 	vnvme_file_ended(req, ret);
 	vnvme_req_ended(req);
@@ -169,6 +168,9 @@ static long vnvme_file_start(struct vnvme_req *req, struct iov_iter *iter,
 	init_sync_kiocb(iocb, ns->file);
 	iocb->ki_pos = req->pos;
 	iocb->ki_flags &= ~IOCB_DIRECT;
+	/* Stacked file systems end the inner write's freeze hold by it. */
+	if (req->write)
+		iocb->ki_flags |= IOCB_WRITE;
 	if (ns->direct)
 		iocb->ki_flags |= IOCB_DIRECT;
 	if (req->fua)
@@ -286,6 +288,7 @@ static int vnvme_file_write_zeroes(struct vnvme_req *req)
 		kiocb.ki_pos = pos;
 		/* Buffered, which every file system takes. */
 		kiocb.ki_flags &= ~IOCB_DIRECT;
+		kiocb.ki_flags |= IOCB_WRITE;
 		if (kiocb.ki_flags & IOCB_APPEND)
 			return -EPERM;
 		ret = vfs_iocb_iter_write(file, &kiocb, &iter);
@@ -386,11 +389,14 @@ static int vnvme_work_flush(struct vnvme_req *req)
 	return ret;
 }
 
-/* Work item: the backend operations that block. */
+/* Work item: the backend operations that block, as the owner. */
 static void vnvme_io_work(struct work_struct *work)
 {
 	struct vnvme_req *req = container_of(work, struct vnvme_req, work);
+	struct vnvme_owner_save save;
 	int ret = 0;
+
+	vnvme_owner_enter(req->sq->dev, &save);
 
 	switch (req->opcode) {
 	case nvme_cmd_flush:
@@ -407,6 +413,7 @@ static void vnvme_io_work(struct work_struct *work)
 		ret = vnvme_work_file_rw(req);
 		break;
 	}
+	vnvme_owner_leave(&save);
 	if (ret)
 		vnvme_req_set_errno(req, ret);
 	vnvme_req_ended(req);
@@ -416,7 +423,7 @@ static u16 vnvme_io_defer(struct vnvme_req *req)
 {
 	INIT_WORK(&req->work, vnvme_io_work);
 	atomic_inc(&req->sq->outstanding);
-	queue_work(vnvme_wq, &req->work);
+	queue_work(req->sq->dev->wq, &req->work);
 	return VNVME_IN_FLIGHT;
 }
 

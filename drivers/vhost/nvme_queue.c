@@ -220,8 +220,13 @@ static bool vnvme_cq_reserve(struct vnvme_cq *cq, struct vnvme_worker *w)
 		if (!vnvme_cq_room(cq) && w->eis_gpa) {
 			if (vnvme_dbbuf_put(cq->dev, w->eis_gpa,
 					    vnvme_db_index(cq->dev, cq->qid, true),
-					    cq->head))
+					    cq->head)) {
+				cq->state = VNVME_Q_ERROR;
+				vnvme_report_error(cq->dev, cq->qid, true,
+						   VHOST_NVME_ERR_BAD_QUEUE_MEMORY,
+						   0, w->eis_gpa);
 				return false;
+			}
 			smp_mb();	/* EventIdx store before the re-read */
 			if (!vnvme_cq_read_head(cq, w))
 				return false;
@@ -740,20 +745,29 @@ void vnvme_clear_dbbuf(struct vnvme_dev *dev)
 	vnvme_dbbuf_publish(dev);
 }
 
-/* A forwarded doorbell value was out of range: stop the queue, report it. */
+/*
+ * A forwarded doorbell value was out of range: stop the queue, report it.
+ * Once: a guest writing bad values in a loop must not flood the VMM's
+ * error ring and crowd out other queues' errors.
+ */
 static void vnvme_doorbell_invalid(struct vnvme_dev *dev,
 				   struct vnvme_worker *w,
 				   enum vnvme_q_state *state,
 				   const struct vhost_nvme_doorbell *arg)
 {
+	bool was_active;
+
 	/* A CQ without SQs has no worker yet, and nobody else to race. */
 	if (w)
 		mutex_lock(&w->lock);
+	was_active = *state == VNVME_Q_ACTIVE;
 	*state = VNVME_Q_ERROR;
 	if (w)
 		mutex_unlock(&w->lock);
-	vnvme_report_error(dev, arg->qid, arg->cq,
-			   VHOST_NVME_ERR_INVALID_DB_VALUE, arg->value, 0);
+	if (was_active)
+		vnvme_report_error(dev, arg->qid, arg->cq,
+				   VHOST_NVME_ERR_INVALID_DB_VALUE, arg->value,
+				   0);
 }
 
 long vnvme_doorbell(struct vnvme_dev *dev, void __user *argp)
