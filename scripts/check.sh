@@ -1,10 +1,14 @@
 #!/bin/bash
 # The test command's last step (make check builds first): host-side static
 # checks, then one boot of H that runs every kselftest and end-to-end test
-# (tools/testing/selftests/vhost_nvme/run_vm_tests.sh). Prints each case as
-# it completes and ends with exactly one line "N passed, M failed".
+# (tools/testing/selftests/vhost_nvme/run_vm_tests.sh), then one boot of H
+# on the debug kernel (scripts/debug-kernel.sh, built and cached here) that
+# runs the kselftests with panic_on_warn, kmemleak and the module's line
+# coverage. Prints each case as it completes and ends with exactly one line
+# "N passed, M failed".
 #
-# Environment: VHOST_NVME_TESTS="name ..." runs only those tests in H;
+# Environment: VHOST_NVME_TESTS="name ..." runs only those tests in H (in
+# both passes); VHOST_NVME_DEBUG=0 skips the debug kernel pass;
 # VHOST_NVME_RUNS=DIR keeps the VM logs there (default: a temp dir);
 # H_SMP=N boots H with N vCPUs (default 2, vm-run's) and H_APPEND="..." adds
 # kernel arguments to H's command line (kvm_amd.npt=0, say), for world
@@ -54,37 +58,69 @@ host_test host.dkms_build scripts/dkms-build.sh
 host_test host.in_kernel_tree_build scripts/intree-build.sh
 host_test host.qemu_patches_checkpatch_and_header scripts/qemu-patches-check.sh
 
-# 2. One boot of H runs all VM tests; count their KTAP case lines.
-echo "# booting H (TCG) for the VM tests; logs in $runs/H"
+# 2. One boot of H per pass runs the VM tests; count their KTAP case lines.
+h_pass() {		# name outdir [env NAME=value...] -- tests...
+	local name=$1 dir=$2 envs=() p f s rc
+	shift 2
+	while [ "$1" != -- ]; do envs+=("$1"); shift; done
+	shift
+	echo "# booting H (TCG) for the $name pass; logs in $dir"
+	env "${envs[@]}" "$st/vm/run-h" -o "$dir" ${H_SMP:+-c "$H_SMP"} \
+		${H_APPEND:+-a "$H_APPEND"} ${h_args[@]+"${h_args[@]}"} -- \
+		"$st/run_vm_tests.sh" "$@" 2>"$dir.err" | tee "$dir.log"
+	rc=${PIPESTATUS[0]}
+	read -r p f s < <(awk '
+		/^ok [0-9]+ .*# SKIP/ { s++; next }
+		/^ok [0-9]+ /         { p++; next }
+		/^not ok [0-9]+ /     { f++ }
+		END { print p + 0, f + 0, s + 0 }' "$dir.log")
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	case $rc in
+	0 | 1)
+		result ok "$name.kernel_log_clean_and_vm_completed" ;;
+	201)
+		sed 's/^/# /' "$dir.err"
+		result not-ok "$name.kernel_log_clean_and_vm_completed" "kernel warning in H" ;;
+	*)
+		sed 's/^/# /' "$dir.err"
+		result not-ok "$name.kernel_log_clean_and_vm_completed" "vm-run status $rc" ;;
+	esac
+	# The runner failed but no case said so (a test died before reporting).
+	if [ "$rc" = 1 ] && [ "$f" = 0 ]; then
+		result not-ok "$name.runner_status" "run_vm_tests.sh failed without a failing case"
+	fi
+	if [ $((p + f)) -eq 0 ]; then
+		result not-ok "$name.ran_tests" "no test case reported"
+	fi
+}
+
 read -r -a sel <<<"${VHOST_NVME_TESTS:-}"
-"$st/vm/run-h" -o "$runs/H" ${H_SMP:+-c "$H_SMP"} \
-	${H_APPEND:+-a "$H_APPEND"} -- "$st/run_vm_tests.sh" "${sel[@]}" \
-	2>"$runs/run-h.err" | tee "$runs/tests.log"
-rc=${PIPESTATUS[0]}
+h_args=()
+h_pass H "$runs/H" -- "${sel[@]}"
 
-read -r p f s < <(awk '
-	/^ok [0-9]+ .*# SKIP/ { s++; next }
-	/^ok [0-9]+ /         { p++; next }
-	/^not ok [0-9]+ /     { f++ }
-	END { print p + 0, f + 0, s + 0 }' "$runs/tests.log")
-passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-
-case $rc in
-0 | 1)
-	result ok "H.kernel_log_clean_and_vm_completed" ;;
-201)
-	sed 's/^/# /' "$runs/run-h.err"
-	result not-ok "H.kernel_log_clean_and_vm_completed" "kernel warning in H" ;;
-*)
-	sed 's/^/# /' "$runs/run-h.err"
-	result not-ok "H.kernel_log_clean_and_vm_completed" "vm-run status $rc" ;;
-esac
-# The runner failed but no case said so (a test died before reporting).
-if [ "$rc" = 1 ] && [ "$f" = 0 ]; then
-	result not-ok "H.runner_status" "run_vm_tests.sh failed without a failing case"
-fi
-if [ $((p + f)) -eq 0 ]; then
-	result not-ok "H.ran_tests" "no test case reported"
+# 3. The debug kernel (KASAN, UBSAN, lockdep, kmemleak, KCOV, GCOV, fault
+# injection; scripts/debug-kernel.sh) under the kselftests, panic_on_warn
+# so that any warning ends the run. VHOST_NVME_DEBUG=0 skips it.
+debug_tests=(module_load.sh vhost_nvme_dev_test vhost_nvme_ioctl_test
+	vhost_nvme_io_test vhost_nvme_queue_test vhost_nvme_tune_test
+	vhost_nvme_hostile_test vhost_nvme_fault_test vhost_nvme_fuzz pins_balanced.sh
+	debug_checks.sh)
+[ ${#sel[@]} -gt 0 ] && debug_tests=("${sel[@]}")
+if [ "${VHOST_NVME_DEBUG:-1}" = 1 ]; then
+	if kdir=$(scripts/debug-kernel.sh) &&
+	   dko=$(scripts/debug-module.sh 2>"$runs/debug-module.log"); then
+		h_args=(-a "panic_on_warn=1 kmemleak=on")
+		h_pass H-debug "$runs/H-debug" \
+			H_KERNEL="$kdir/arch/x86/boot/bzImage" \
+			H_KERNEL_RELEASE="$(scripts/debug-kernel.sh --release)" \
+			VHOST_NVME_KO="$dko" -- "${debug_tests[@]}"
+		echo "# line coverage of the module on the debug kernel:"
+		scripts/coverage.sh "$runs/H-debug/gcov" "$(dirname "$dko")" |
+			sed 's/^/# /'
+	else
+		sed 's/^/# /' "$runs/debug-module.log" 2>/dev/null
+		result not-ok H-debug.build "debug kernel or module did not build"
+	fi
 fi
 
 line="$passed passed, $failed failed"

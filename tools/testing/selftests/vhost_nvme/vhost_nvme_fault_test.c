@@ -577,6 +577,11 @@ struct batch {
 /* The storm of case 1: QD 32 of random 4 KiB reads and writes. */
 #define STORM_QD	32
 #define STORM_MS	3000
+/*
+ * The storm goes on until the test stops it, STORM_MS / 2 after the linear
+ * table is back (table swaps take seconds on a slow kernel), or this long.
+ */
+#define STORM_MAX_MS	60000
 /* How long the error table is live, from the storm's halfway point. */
 #define STORM_ERROR_MS	500
 /* An error may still be reaped this long after the linear table is back. */
@@ -1100,7 +1105,7 @@ static int reap_some(struct guest_cq *cq, struct guest_cpl *out, int max,
 }
 
 /*
- * The storm: for STORM_MS, keep every slot busy with a read or write of a
+ * The storm: until stopped (see STORM_MAX_MS), keep every slot busy with a read or write of a
  * random 4 KiB block; then drain, for at most DRAIN_MS. The only user of
  * the guest while it runs; it records, the test thread checks.
  */
@@ -1109,7 +1114,7 @@ static void *storm_fn(void *arg)
 	struct storm *s = arg;
 	struct guest_cq *cq = s->sq->cq;
 	struct guest_cpl cpl[STORM_QD];
-	__s64 end = now_us() + (__s64)STORM_MS * 1000, drain_end = 0;
+	__s64 end = now_us() + (__s64)STORM_MAX_MS * 1000, drain_end = 0;
 	__u16 cid = 0;
 	int i, k, rc;
 
@@ -1273,6 +1278,8 @@ TEST_F_TIMEOUT(fault, dm_error_mid_flight, 180)
 		TH_LOG("swap back to the linear table: exit %d: %s", rc, out);
 	}
 	/* The rest of the storm runs on the linear table. */
+	guest_msleep(STORM_MS / 2);
+	__atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
 	storm_join(s);
 
 	ASSERT_EQ(0, s->rc) {

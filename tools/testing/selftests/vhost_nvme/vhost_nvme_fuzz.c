@@ -4,7 +4,7 @@
  * callers, each checked against what must hold whatever they do.
  *
  *   vhost_nvme_fuzz [--mode sqe|state|ioctl|all] [--seed N] [--seconds S]
- *                   [--commands N] [--backend brd|file|null_blk]
+ *                   [--commands N] [--backend null_blk|file|brd]
  *
  * sqe    One device, four queue pairs on two workers, kept full of random
  *        commands: most well-formed (their data is checked), the rest
@@ -108,8 +108,12 @@ static void violation(const char *fmt, ...)
 	pthread_mutex_unlock(&viol_lock);
 }
 
-/* dprintf, not stdio: the watchdog prints it while another thread hangs. */
-static void summary(void)
+/*
+ * dprintf, not stdio: the watchdog prints it while another thread may hang
+ * holding stdout's lock (so it does not flush either: our lines are
+ * line-buffered, only a partial one can be pending).
+ */
+static void summary_to(bool flush)
 {
 	unsigned long long seed = opt_seed;
 	struct run_stats *s = &cur;
@@ -118,7 +122,8 @@ static void summary(void)
 	if (s->summarized)
 		return;
 	s->summarized = true;
-	fflush(stdout);
+	if (flush)
+		fflush(stdout);
 	if (!strcmp(s->mode, "sqe"))
 		dprintf(1, "fuzz sqe: seed=%llu commands=%llu completions=%llu errors=%llu queue_errors=%llu violations=%lu\n",
 			seed, (unsigned long long)s->commands,
@@ -137,6 +142,11 @@ static void summary(void)
 			(unsigned long long)__atomic_load_n(&s->ioctls,
 							    __ATOMIC_RELAXED),
 			v);
+}
+
+static void summary(void)
+{
+	summary_to(true);
 }
 
 static void new_mode(const char *mode)
@@ -268,7 +278,7 @@ static void __attribute__((noreturn)) wd_fatal(const char *what)
 	dprintf(1, "# hang: %s\n", what);
 	dprintf(1, "# VIOLATION %lu [%s seed=%llu]: hang: %s\n", n, cur.mode,
 		(unsigned long long)opt_seed, what);
-	summary();
+	summary_to(false);
 	dprintf(1, "not ok %d fuzz_%s # hang\n", test_no, cur.mode);
 	kill_kids();
 	_exit(1);
@@ -468,14 +478,14 @@ static void cpu_subset(struct rng *r, const __u64 *online, __u64 *out)
 #define NWORKERS	2
 #define MEM_SIZE	(64ull << 20)
 #define MEM_PAGES	((int)(MEM_SIZE >> GUEST_PAGE_SHIFT))
-#define SQ_MAX		256		/* entries, so 4 pages of SQ ring */
-#define CQ_MAX		256		/* entries, so 1 page of CQ ring */
+#define SQ_MAX		256		/* entries: 4 pages of ring */
+#define CQ_MAX		256		/* entries: 1 page of ring */
 #define FUZZ_BYTES	(48ull << 20)
 #define GOLD_BYTES	(8ull << 20)
 #define GOLD_MAX_BYTES	(64u << 10)	/* per golden command */
 #define CANARY		0xc5
-#define FILL		0xa5		/* golden read buffers before the read */
-#define R2_CANARY	0xcb		/* the mapping that replaced region 2 */
+#define FILL		0xa5		/* golden read buffers */
+#define R2_CANARY	0xcb		/* what replaced region 2 */
 #define R2_GPA		(1ull << 30)
 #define R2_SIZE		(4ull << 20)
 #define R3_GPA		(2ull << 30)
@@ -494,7 +504,7 @@ static void cpu_subset(struct rng *r, const __u64 *online, __u64 *out)
 #define PG_DBS		0
 #define PG_EIS		1
 #define PG_Q_FIRST	2
-#define PG_Q_STRIDE	7	/* canary, CQ ring, canary, 4 pages SQ ring */
+#define PG_Q_STRIDE	7	/* canary, CQ ring, canary, SQ ring (4) */
 #define PG_CQ(q)	(PG_Q_FIRST + ((q) - 1) * PG_Q_STRIDE + 1)
 #define PG_SQ(q)	(PG_Q_FIRST + ((q) - 1) * PG_Q_STRIDE + 3)
 #define GSLOTS		64
@@ -512,9 +522,9 @@ static void cpu_subset(struct rng *r, const __u64 *online, __u64 *out)
 
 /* Where a command's list pages come from. */
 enum {
-	POOL_PLAUS,	/* well-formed commands: never read into, never rewritten */
-	POOL_HPROT,	/* hostile reads' PRP lists, DSM ranges: the same */
-	POOL_HTGT,	/* hostile writes' lists: reads may land here, TOCTOU too */
+	POOL_PLAUS,	/* well-formed commands: no read lands here */
+	POOL_HPROT,	/* hostile reads' lists, DSM ranges: the same */
+	POOL_HTGT,	/* hostile writes' lists: reads and TOCTOU here */
 	NPOOLS,
 };
 
@@ -538,7 +548,7 @@ enum cmd_kind {
 
 /* One command from submission to completion (or to being forgotten). */
 struct cmd {
-	bool live;
+	bool live, late;		/* late: reported as hung */
 	__u8 kind, flags, pool, nlist, gpages;
 	__u16 idx, cid, slot;
 	__u16 list[CMD_MAX_LISTS];
@@ -549,6 +559,7 @@ struct cmd {
 	__u32 glba, gnlb, gen;		/* golden range, relative */
 	__u32 r2_epoch;
 	__u64 iter;			/* commands submitted before it */
+	__u64 t_submit;
 	const char *what;
 	struct nvme_sqe sqe;		/* as written to the SQ */
 };
@@ -588,13 +599,16 @@ struct fq {
 
 /*
  * What the TOCTOU thread may rewrite: per SQ slot a mask of the bytes of
- * the SQE in it, and the targetable list pages of commands in flight. The
- * main thread clears an entry under the lock, so once a command completed
- * nothing rewrites its slot or pages any more.
+ * the SQE in it and the record of the command that owns them, and the
+ * targetable list pages of commands in flight. A slot changes hands when
+ * the guest reuses it (the device fetched the old command, which may still
+ * be in flight) and is cleared when its owner completes; both under the
+ * lock, so the new SQE in a slot is never rewritten for the old one.
  */
 struct toctou {
 	__u64 mask[NQ + 1][SQ_MAX];
-	__u8 rewritten[NQ + 1][SQ_MAX];
+	__u16 owner[NQ + 1][SQ_MAX];		/* record index */
+	__u8 rewritten[NQ + 1][SQ_MAX];		/* by record index */
 	pthread_spinlock_t qlock[NQ + 1];
 	__u8 page_live[HTGT_PAGES];
 	pthread_spinlock_t plock;
@@ -627,7 +641,7 @@ struct eng {
 	__u32 mdts_bytes, mdts_lbas;
 	__u64 nsze, fuzz_lbas, gold_first, gold_n;
 	int scratch_pages;
-	bool shadow;		/* shadow doorbells wanted (state: may switch) */
+	bool shadow;		/* shadow doorbells (state: switches) */
 	int hostile_pct;
 	struct pool pools[NPOOLS];
 	struct fq *q[NQ + 1];
@@ -637,20 +651,18 @@ struct eng {
 	int gslot_free[GSLOTS], ngslot_free;
 	struct region r2, r3;
 	__u32 r2_epoch;
-	unsigned int r2_old;	/* commands still in flight into a removed r2 */
+	unsigned int r2_old;	/* commands in flight into a removed r2 */
 	__u64 cpus[VHOST_NVME_MAX_CPUS / 64];
 	struct toctou tt;
 	pthread_t tt_thread;
 	bool tt_running;
-	__u64 next_tick, next_check, next_stats, next_action;
+	__u64 next_tick, next_check, next_stats, next_action, next_age;
 	__u8 *tmp;		/* 2 MiB */
-	__u8 lbuf[2][4096];	/* one logical block, two ways */
+	__u8 lbuf[4096];	/* one logical block */
 	/* for the report */
 	__u64 kinds[K_HOSTILE + 1], must_fail, forgotten, recreated;
 	__u64 bogus[NBOGUS], bogus_reported, gold_verified, act[16];
 };
-
-static __u8 canary_page[GUEST_PAGE_SIZE];
 
 static __u64 pg_gpa(struct eng *e, int pg)
 {
@@ -737,7 +749,7 @@ static bool gold_check(struct eng *e, __u32 rel, const __u8 *got, char *why,
 		       size_t len)
 {
 	struct gstate *s = &e->gst[rel];
-	__u8 *want = e->lbuf[0];
+	__u8 *want = e->lbuf;
 	__u64 w[2];
 	long at;
 
@@ -808,8 +820,9 @@ static bool gold_lock(struct eng *e, struct rng *r, __u32 n, __u32 *rel)
 /* Host address of byte @pos of golden command @c's (scattered) buffer. */
 static __u8 *gbuf_at(struct eng *e, const struct cmd *c, __u32 pos)
 {
-	return pg_ptr(e, PG_GSLOT(c->gslot) + c->gperm[pos >> GUEST_PAGE_SHIFT]) +
-	       (pos & (GUEST_PAGE_SIZE - 1));
+	int pg = PG_GSLOT(c->gslot) + c->gperm[pos >> GUEST_PAGE_SHIFT];
+
+	return pg_ptr(e, pg) + (pos & (GUEST_PAGE_SIZE - 1));
 }
 
 static void gbuf_copy(struct eng *e, const struct cmd *c, __u8 *host,
@@ -818,8 +831,8 @@ static void gbuf_copy(struct eng *e, const struct cmd *c, __u8 *host,
 	__u32 len = c->gnlb * e->lbs, done = 0, pos = c->goff;
 
 	while (done < len) {
-		__u32 chunk = MIN(GUEST_PAGE_SIZE - (pos & (GUEST_PAGE_SIZE - 1)),
-				  len - done);
+		__u32 in_page = GUEST_PAGE_SIZE - (pos & (GUEST_PAGE_SIZE - 1));
+		__u32 chunk = MIN(in_page, len - done);
 		__u8 *p = gbuf_at(e, c, pos);
 
 		if (to_guest)
@@ -901,7 +914,8 @@ static void pick_pages(struct rng *r, __u64 base, __u32 npages, __u64 *pg,
 		return;
 	}
 	for (i = 0; i < np; i++)
-		pg[i] = base + ((__u64)rnd_below(r, npages) << GUEST_PAGE_SHIFT);
+		pg[i] = base +
+			((__u64)rnd_below(r, npages) << GUEST_PAGE_SHIFT);
 }
 
 /* ---- well-formed commands ------------------------------------------ */
@@ -929,7 +943,8 @@ static int gen_fuzz_rw(struct eng *e, struct fq *q, struct cmd *c,
 	__u64 pg[GUEST_BUF_MAX_PAGES];
 
 	if (r2)
-		pick_pages(r, e->r2.gpa, e->r2.size >> GUEST_PAGE_SHIFT, pg, np);
+		pick_pages(r, e->r2.gpa, e->r2.size >> GUEST_PAGE_SHIFT, pg,
+			   np);
 	else
 		pick_pages(r, pg_gpa(e, PG_SCRATCH), e->scratch_pages, pg, np);
 	nvme_sqe_rw(s, write ? NVME_CMD_WRITE : NVME_CMD_READ, 1, slba, nlb,
@@ -1283,7 +1298,7 @@ static void hostile_lba(struct eng *e, struct rng *r, __u64 *slba,
 		*slba = 0 - (__u64)k;
 		*nlb = n;
 		return;
-	case 5:		/* slba << lba_shift wraps into the golden area */
+	case 5:		/* slba << lba_shift wraps into golden */
 		*slba = (1ull << (64 - e->lba_shift)) + e->gold_first +
 			rnd_below(r, e->gold_n);
 		*nlb = 1 + rnd_below(r, 8);
@@ -1300,7 +1315,8 @@ static void hostile_lba(struct eng *e, struct rng *r, __u64 *slba,
 		n = 1 + rnd_below(r, MIN(e->mdts_lbas, 64u));
 		break;
 	}
-	*slba = n <= e->fuzz_lbas ? rnd_below(r, e->fuzz_lbas - n + 1) : e->nsze;
+	*slba = n <= e->fuzz_lbas ? rnd_below(r, e->fuzz_lbas - n + 1) :
+				    e->nsze;
 	*nlb = n;
 }
 
@@ -1565,7 +1581,7 @@ static int h_write_list(struct eng *e, struct fq *q, struct cmd *c,
 	while (i < need) {
 		if (slot == 511 && i < need - 1) {
 			switch (rnd_below(r, 6)) {
-			case 0:		/* into the SQ ring: SQEs as a list */
+			case 0:		/* SQEs as a list */
 				ent[511] = htole64(q->sq->gpa +
 					(rnd_below(r, q->sq_entries * 64) &
 					 ~(__u32)(GUEST_PAGE_SIZE - 1)));
@@ -1649,7 +1665,7 @@ static int gen_h_write(struct eng *e, struct fq *q, struct cmd *c,
 		s->prp2 = htole64(q->sq->gpa +
 				  8 * rnd_below(r, q->sq_entries * 8));
 		return 0;
-	case 1:		/* ... or a CQ ring, a golden buffer, a doorbell page */
+	case 1:		/* a CQ ring, golden buffer, doorbell page */
 		s->prp2 = htole64(any_page(e, r) + 8 * rnd_below(r, 512));
 		return 0;
 	case 2:
@@ -1834,7 +1850,8 @@ static void gen_h_opcode(struct eng *e, struct fq *q, struct cmd *c,
 	if (chance(r, 50))
 		s->flags = rnd(r);
 	nvme_sqe_set_prp(s, safe_page(e, r) + hostile_off(r),
-			 safe_page(e, r) + (chance(r, 50) ? 0 : hostile_off(r)));
+			 safe_page(e, r) +
+			 (chance(r, 50) ? 0 : hostile_off(r)));
 	h_lba_dwords(e, r, s);
 	h_garbage(r, s);
 	c->what = "unknown opcode";
@@ -1842,9 +1859,10 @@ static void gen_h_opcode(struct eng *e, struct fq *q, struct cmd *c,
 
 /*
  * Must a correct device fail this SQE, judging by the SQE alone? An
- * opcode or flags this device does not support, a namespace not attached,
- * an LBA range outside it, more than MDTS, or a PRP entry in the SQE that
- * is misaligned or outside guest memory.
+ * opcode this device does not support, a fused command, SGLs for a data
+ * transfer, a namespace not attached, an LBA range outside it, more than
+ * MDTS, or a PRP entry in the SQE that is misaligned or outside guest
+ * memory. (PSDT of a command without data may be ignored.)
  */
 static bool must_fail_sqe(struct eng *e, const struct nvme_sqe *s)
 {
@@ -1861,7 +1879,7 @@ static bool must_fail_sqe(struct eng *e, const struct nvme_sqe *s)
 	default:
 		return true;
 	}
-	if (s->flags & (NVME_SQE_FUSE(3) | NVME_SQE_PSDT(3)))
+	if (s->flags & NVME_SQE_FUSE(3))
 		return true;
 	if (s->opcode == NVME_CMD_FLUSH)
 		return nsid != 1 && nsid != NVME_NSID_ALL;
@@ -1871,6 +1889,8 @@ static bool must_fail_sqe(struct eng *e, const struct nvme_sqe *s)
 		if (!(le32toh(s->cdw11) & NVME_DSM_AD))
 			return false;
 		len = ((le32toh(s->cdw10) & 0xff) + 1) * 16;
+		if (s->flags & NVME_SQE_PSDT(3))
+			return true;
 	} else {
 		slba = le32toh(s->cdw10) | (__u64)le32toh(s->cdw11) << 32;
 		nlb = (le32toh(s->cdw12) & 0xffff) + 1;
@@ -1879,7 +1899,7 @@ static bool must_fail_sqe(struct eng *e, const struct nvme_sqe *s)
 		if (s->opcode == NVME_CMD_WRITE_ZEROES)
 			return false;
 		len = (__u64)nlb << e->lba_shift;
-		if (len > e->mdts_bytes)
+		if (len > e->mdts_bytes || s->flags & NVME_SQE_PSDT(3))
 			return true;
 	}
 	if (prp1 & 3 || !gpa_in_mem(e, prp1))
@@ -1933,7 +1953,7 @@ static void gen_hostile(struct eng *e, struct fq *q, struct cmd *c,
 	else if (p < 80)
 		rc = gen_h_flush(e, q, c, s);
 	else
-		rc = (gen_h_opcode(e, q, c, s), 0);
+		rc = -EAGAIN;	/* the one that needs nothing */
 	if (rc) {
 		cmd_release(e, q, c);
 		gen_h_opcode(e, q, c, s);
@@ -2046,9 +2066,10 @@ static void cmd_finish(struct eng *e, struct fq *q, struct cmd *c,
 
 	if (c->flags & CF_TOCTOU) {
 		pthread_spin_lock(&t->qlock[q->qid]);
-		__atomic_store_n(&t->mask[q->qid][c->slot], 0, __ATOMIC_RELAXED);
-		rewritten = t->rewritten[q->qid][c->slot];
-		t->rewritten[q->qid][c->slot] = 0;
+		if (t->owner[q->qid][c->slot] == c->idx)
+			__atomic_store_n(&t->mask[q->qid][c->slot], 0,
+					 __ATOMIC_RELAXED);
+		rewritten = t->rewritten[q->qid][c->idx];
 		pthread_spin_unlock(&t->qlock[q->qid]);
 	}
 	ok_any = c->flags & CF_R2 && c->r2_epoch != e->r2_epoch;
@@ -2077,7 +2098,8 @@ static void cmd_finish(struct eng *e, struct fq *q, struct cmd *c,
 				gold_verify(e, q, c);
 			break;
 		case K_GOLD_WZ:
-			gold_set(e, c->glba, c->gnlb, sc ? G_UNKNOWN : G_ZERO, 0);
+			gold_set(e, c->glba, c->gnlb,
+				 sc ? G_UNKNOWN : G_ZERO, 0);
 			break;
 		case K_GOLD_DSM:
 			if (!(le32toh(c->sqe.cdw11) & NVME_DSM_AD))
@@ -2089,7 +2111,8 @@ static void cmd_finish(struct eng *e, struct fq *q, struct cmd *c,
 			d = (struct nvme_dsm_range *)pg_ptr(e, c->list[0]);
 			nr = (le32toh(c->sqe.cdw10) & 0xff) + 1;
 			for (i = 0; i < nr; i++)
-				gold_dealloc(e, le64toh(d[i].slba) - e->gold_first,
+				gold_dealloc(e,
+					     le64toh(d[i].slba) - e->gold_first,
 					     le32toh(d[i].nlb));
 			break;
 		default:
@@ -2154,9 +2177,19 @@ static int submit(struct eng *e, struct fq *q, int max, __u64 now)
 		s.cid = htole16(c->cid);
 		c->sqe = s;
 		c->iter = cur.commands++;
+		c->t_submit = now;
 		c->live = true;
 		e->kinds[c->kind]++;
 		e->must_fail += !!(c->flags & CF_MUST_FAIL);
+		/*
+		 * The slot's last command was fetched, but may be in flight
+		 * still: from now on the slot is this one's.
+		 */
+		pthread_spin_lock(&t->qlock[q->qid]);
+		t->owner[q->qid][slot] = c->idx;
+		t->rewritten[q->qid][c->idx] = 0;
+		__atomic_store_n(&t->mask[q->qid][slot], 0, __ATOMIC_RELAXED);
+		pthread_spin_unlock(&t->qlock[q->qid]);
 		rc = guest_sq_push(sq, &s);
 		if (rc) {
 			/* guest_sq_space() said there was room. */
@@ -2165,13 +2198,13 @@ static int submit(struct eng *e, struct fq *q, int max, __u64 now)
 			e->broken = true;
 		}
 		if (c->flags & CF_TOCTOU) {
-			t->rewritten[q->qid][slot] = 0;
-			__atomic_store_n(&t->mask[q->qid][slot], toctou_mask(&s),
-					 __ATOMIC_RELEASE);
-			if (c->pool == POOL_HTGT)
-				for (i = 0; i < c->nlist; i++)
-					__atomic_store_n(&t->page_live[c->list[i] - PG_HTGT],
-							 1, __ATOMIC_RELEASE);
+			__u8 *live = t->page_live - PG_HTGT;
+
+			__atomic_store_n(&t->mask[q->qid][slot],
+					 toctou_mask(&s), __ATOMIC_RELEASE);
+			for (i = 0; c->pool == POOL_HTGT && i < c->nlist; i++)
+				__atomic_store_n(&live[c->list[i]], 1,
+						 __ATOMIC_RELEASE);
 		}
 		q->rec_of_cid[c->cid] = c->idx + 1;
 		q->cid_state[c->cid] = CID_LIVE;
@@ -2183,8 +2216,8 @@ static int submit(struct eng *e, struct fq *q, int max, __u64 now)
 	if (n) {
 		rc = guest_sq_ring(sq);
 		if (rc)
-			violation("qid %u: SQ doorbell %u: %s", q->qid, sq->tail,
-				  strerror(-rc));
+			violation("qid %u: SQ doorbell %u: %s", q->qid,
+				  sq->tail, strerror(-rc));
 	}
 	return n;
 }
@@ -2334,6 +2367,7 @@ static int qp_create(struct eng *e, struct fq *q)
 	memset(q->pins, 0, sizeof(q->pins));
 	pthread_spin_lock(&t->qlock[q->qid]);
 	memset(t->mask[q->qid], 0, sizeof(t->mask[q->qid]));
+	memset(t->owner[q->qid], 0, sizeof(t->owner[q->qid]));
 	memset(t->rewritten[q->qid], 0, sizeof(t->rewritten[q->qid]));
 	pthread_spin_unlock(&t->qlock[q->qid]);
 	q->nfree = 0;
@@ -2480,13 +2514,14 @@ static void bogus_ahead(struct eng *e, struct fq *q)
 	q->bogus_deadline = now_ns() + 300 * NS_PER_MS;
 }
 
-static void bogus_done(struct eng *e, struct fq *q)
+/* Delete the pair a bogus doorbell broke, and make a new one unless @end. */
+static void bogus_done(struct eng *e, struct fq *q, bool end)
 {
 	q->last_bogus_kind = q->bogus_kind;
 	q->last_bogus_value = q->bogus_value;
 	q->last_bogus_ns = now_ns();
 	qp_destroy(e, q, q->bogus_kind != BOGUS_SQ);
-	if (!e->broken)
+	if (!e->broken && !end)
 		qp_create(e, q);
 }
 
@@ -2508,7 +2543,8 @@ static void on_error(struct eng *e, const struct vhost_nvme_error *err)
 	q = e->q[err->qid];
 	if (q->state == Q_BOGUS) {
 		cq = q->bogus_kind != BOGUS_SQ;
-		if (err->cq != cq || err->type != VHOST_NVME_ERR_INVALID_DB_VALUE ||
+		if (err->cq != cq ||
+		    err->type != VHOST_NVME_ERR_INVALID_DB_VALUE ||
 		    err->value != q->bogus_value || err->gpa)
 			violation("qid %u: after a bogus %s doorbell %u the error record says cq %u type %u value %u gpa 0x%llx",
 				  q->qid, cq ? "CQ" : "SQ", q->bogus_value,
@@ -2516,7 +2552,7 @@ static void on_error(struct eng *e, const struct vhost_nvme_error *err)
 				  (unsigned long long)err->gpa);
 		cur.queue_errors++;
 		e->bogus_reported++;
-		bogus_done(e, q);
+		bogus_done(e, q, false);
 		return;
 	}
 	/* The record of a bogus doorbell the teardown overtook. */
@@ -2589,13 +2625,14 @@ static void check_memory(struct eng *e)
 		check_canary(e, pg_ptr(e, PG_CQ(q) + 1), GUEST_PAGE_SIZE,
 			     CANARY, what, pg_gpa(e, PG_CQ(q) + 1));
 		if (fq->cq) {
+			__u32 end = fq->cq_entries * 16;
+
 			snprintf(what, sizeof(what),
 				 "CQ %d's page past its %u entries", q,
 				 fq->cq_entries);
-			check_canary(e, pg_ptr(e, PG_CQ(q)) + fq->cq_entries * 16,
-				     GUEST_PAGE_SIZE - fq->cq_entries * 16,
-				     CANARY, what,
-				     pg_gpa(e, PG_CQ(q)) + fq->cq_entries * 16);
+			check_canary(e, pg_ptr(e, PG_CQ(q)) + end,
+				     GUEST_PAGE_SIZE - end, CANARY, what,
+				     pg_gpa(e, PG_CQ(q)) + end);
 		}
 		used[nused++] = guest_db_index(&e->g, q, false);
 		used[nused++] = guest_db_index(&e->g, q, true);
@@ -2670,9 +2707,12 @@ static void idle_wait(struct eng *e, int ms)
 	int n = 0, i, q;
 	__u64 cnt;
 
-	for (q = 1; q <= NQ; q++)
-		if (e->q[q]->cq && e->q[q]->cq->irqfd >= 0)
-			p[n++] = (struct pollfd){ e->q[q]->cq->irqfd, POLLIN, 0 };
+	for (q = 1; q <= NQ; q++) {
+		struct guest_cq *cq = e->q[q]->cq;
+
+		if (cq && cq->irqfd >= 0)
+			p[n++] = (struct pollfd){ cq->irqfd, POLLIN, 0 };
+	}
 	if (e->g.errfd >= 0)
 		p[n++] = (struct pollfd){ e->g.errfd, POLLIN, 0 };
 	if (poll(p, n, ms) <= 0)
@@ -2717,6 +2757,37 @@ static void hang_recover(struct eng *e, struct fq *q, __u64 now)
 		qp_create(e, q);
 }
 
+/*
+ * One command that has not completed for 20 s while others of its queue
+ * did (which the queue-wide check would not see): lost, or hung. Twice
+ * the hang limit, as a command may queue behind a tiny CQ and a few large
+ * write zeroes on a slow VM. Reported once; it stays outstanding, in case
+ * it completes after all.
+ */
+static void check_ages(struct eng *e, __u64 now)
+{
+	int q, i;
+
+	for (q = 1; q <= NQ; q++) {
+		struct fq *fq = e->q[q];
+
+		if (fq->state != Q_ACTIVE)
+			continue;
+		for (i = 0; i < SQ_MAX; i++) {
+			struct cmd *c = &fq->recs[i];
+
+			if (!c->live || c->late ||
+			    now - c->t_submit <= 2 * HANG_NS)
+				continue;
+			c->late = true;
+			cmd_violation(e, fq, c,
+				      "hang: not completed %llu s after submission",
+				      (unsigned long long)((now - c->t_submit) /
+							   NS_PER_SEC));
+		}
+	}
+}
+
 static void tick(struct eng *e, __u64 now)
 {
 	struct pollfd pfd = { e->g.errfd, POLLIN, 0 };
@@ -2737,7 +2808,7 @@ static void tick(struct eng *e, __u64 now)
 					  "SQ tail" : "CQ head", q->bogus_value,
 					  q->bogus_kind == BOGUS_SQ ?
 					  q->sq_entries : q->cq_entries);
-			bogus_done(e, q);
+			bogus_done(e, q, false);
 		}
 		if (q->state != Q_NONE && q->state != Q_BOGUS &&
 		    q->outstanding && now - q->last_progress > HANG_NS)
@@ -2758,6 +2829,10 @@ static void tick(struct eng *e, __u64 now)
 		check_stats(e);
 		e->next_stats = now + NS_PER_SEC;
 	}
+	if (now >= e->next_age) {
+		check_ages(e, now);
+		e->next_age = now + NS_PER_SEC;
+	}
 }
 
 static void state_action(struct eng *e);
@@ -2768,6 +2843,7 @@ static void io_loop(struct eng *e, __u64 deadline)
 	int busy, i;
 
 	e->next_tick = e->next_check = e->next_stats = e->next_action = now;
+	e->next_age = now;
 	while (now < deadline && !e->broken &&
 	       (!max_commands || cur.commands < max_commands)) {
 		wd_begin("the %s I/O loop (submitting, reaping, ringing)",
@@ -2807,7 +2883,7 @@ static void drain(struct eng *e)
 		if (q->state == Q_QUIESCE)
 			q->state = Q_ACTIVE;
 		if (q->state == Q_BOGUS)
-			qp_destroy(e, q, q->bogus_kind != BOGUS_SQ);
+			bogus_done(e, q, true);
 	}
 	while (!e->broken && now_ns() < end) {
 		wd_begin("draining the queues at the end");
@@ -2910,15 +2986,17 @@ static void *toctou_fn(void *arg)
 						    __ATOMIC_RELAXED);
 				if (m) {
 					/* A random byte of those allowed. */
-					k = rnd_below(&r, __builtin_popcountll(m));
+					k = __builtin_popcountll(m);
+					k = rnd_below(&r, k);
 					for (b = 0; k || !(m >> b & 1); b++)
 						if (m >> b & 1)
 							k--;
 					p = pg_ptr(e, PG_SQ(q)) + s * 64 + b;
 					v = chance(&r, 50) ? rnd(&r) :
 					    *p ^ (1u << rnd_below(&r, 8));
-					__atomic_store_n(p, v, __ATOMIC_RELAXED);
-					t->rewritten[q][s] = 1;
+					__atomic_store_n(p, v,
+							 __ATOMIC_RELAXED);
+					t->rewritten[q][t->owner[q][s]] = 1;
 					t->mutations++;
 				}
 				pthread_spin_unlock(&t->qlock[q]);
@@ -3476,7 +3554,8 @@ static int eng_setup(struct eng *e, bool state_mode,
 		if (rc)
 			return rc;
 		e->r2.present = true;
-		must(rc = set_mem_table(e), "VHOST_SET_MEM_TABLE with region 2");
+		must(rc = set_mem_table(e),
+		     "VHOST_SET_MEM_TABLE with region 2");
 		if (rc)
 			return rc;
 	}
@@ -4057,8 +4136,8 @@ static void smart_fill(struct ithr *t, enum ikind k, __u8 *b, bool zres)
 	case IK_POLL: {
 		struct vhost_nvme_poll *p = (void *)b;
 
-		p->poll_us = chance(r, 85) ? polls[rnd_below(r, ARRAY_SIZE(polls))] :
-			     rnd(r);
+		p->poll_us = chance(r, 85) ?
+			     polls[rnd_below(r, ARRAY_SIZE(polls))] : rnd(r);
 		if (zres)
 			memset(p->reserved, 0, sizeof(p->reserved));
 		break;
@@ -4097,8 +4176,8 @@ static void smart_fill(struct ithr *t, enum ikind k, __u8 *b, bool zres)
 	case IK_VEC: {
 		struct vhost_nvme_vector_config *v = (void *)b;
 
-		v->vector = chance(r, 80) ? rnd_below(r, VHOST_NVME_MAX_VECTORS + 1) :
-			    rnd(r);
+		v->vector = chance(r, 80) ?
+			    rnd_below(r, VHOST_NVME_MAX_VECTORS + 1) : rnd(r);
 		v->flags = chance(r, 80) ? rnd_below(r, 3) : rnd(r);
 		if (zres)
 			memset(v->reserved, 0, sizeof(v->reserved));
@@ -4120,7 +4199,7 @@ static void *pick_ptr(struct ithr *t, size_t size)
 	case 2:
 		return (void *)8;
 	case 3:
-		return (void *)0xffff888000000000ull;	/* kernel-looking */
+		return (void *)0xffff888000000000ull;	/* kernel's */
 	case 4:
 		return (void *)0xffffffff81000000ull;
 	case 5:
@@ -4174,8 +4253,8 @@ static void one_ioctl(struct ithr *t, int step)
 			  t->idx, (unsigned long long)t->seq, step, name, cmd,
 			  fd, arg, rc, rc < 0 ? err : 0,
 			  rc < 0 ? strerror(err) : "-",
-			  arg == t->buf ? hex(t->buf, MIN(size, 48u), bytes,
-					      sizeof(bytes)) : "-");
+			  arg == t->buf && size ? hex(t->buf, MIN(size, 48u),
+						      bytes, sizeof(bytes)) : "-");
 	for (i = 0; i < t->ntmp; i++)
 		close(t->tmp[i]);
 	t->ntmp = 0;
@@ -4188,8 +4267,8 @@ static void *ithr_fn(void *arg)
 	int i, n;
 
 	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
-		if (x->max_ioctls &&
-		    __atomic_load_n(&cur.ioctls, __ATOMIC_RELAXED) >= x->max_ioctls)
+		if (x->max_ioctls && x->max_ioctls <=
+		    __atomic_load_n(&cur.ioctls, __ATOMIC_RELAXED))
 			break;
 		n = 1 + rnd_below(&t->rng, 20);
 		for (i = 0; i < n; i++)
@@ -4295,7 +4374,9 @@ static void report_cres(const char *who, const struct cres *res, bool got)
 		return;
 	}
 	for (i = 0; i < res->bad && i < ARRAY_SIZE(res->b); i++) {
-		const struct idesc *d = &idescs[res->b[i].idx % ARRAY_SIZE(idescs)];
+		const struct idesc *d;
+
+		d = &idescs[res->b[i].idx % ARRAY_SIZE(idescs)];
 
 		violation("%s: %s returned %d errno %d (%s), want %s", who,
 			  d->name, res->b[i].rc, res->b[i].err,
@@ -4366,6 +4447,8 @@ static void fork_test(struct ictx *x, struct rng *r)
 	pid_t pid;
 	bool got;
 
+	if (x->ownfd < 0)
+		return;
 	rnd_fill(r, x->cbufs, ARRAY_SIZE(idescs) * GUEST_PAGE_SIZE);
 	if (pipe2(p, O_CLOEXEC))
 		return;
@@ -4374,12 +4457,13 @@ static void fork_test(struct ictx *x, struct rng *r)
 	if (pid == 0) {
 		close(p[0]);
 		child_checks(x->ownfd, x->cbufs, &res);
-		/* The shared fd's file, as it was: no errno outside the list. */
+		/* The shared fd's file: no errno outside the list. */
 		for (i = 0; i < (int)ARRAY_SIZE(idescs); i++) {
-			int rc = ioctl(devfd, idescs[i].cmd,
+			unsigned long cmd = idescs[i].cmd;
+			int rc = ioctl(devfd, cmd,
 				       x->cbufs + i * GUEST_PAGE_SIZE);
 
-			if (rc > 0 || (rc < 0 && !errno_ok(errno, idescs[i].cmd))) {
+			if (rc > 0 || (rc < 0 && !errno_ok(errno, cmd))) {
 				if (res.bad < ARRAY_SIZE(res.b)) {
 					res.b[res.bad].idx = i;
 					res.b[res.bad].rc = rc;
@@ -4419,6 +4503,8 @@ static void scm_test(struct ictx *x, struct rng *r, bool last)
 	pid_t pid;
 	bool got;
 
+	if (x->ownfd < 0)
+		return;
 	rnd_fill(r, x->cbufs, ARRAY_SIZE(idescs) * GUEST_PAGE_SIZE);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return;
@@ -4521,7 +4607,8 @@ static void __attribute__((noreturn)) owner_child(int be_fd, int ready,
 					nvme_sqe_flush(&cmd, 1);
 					break;
 				default:
-					nvme_sqe_rw(&cmd, i & 1 ? NVME_CMD_READ :
+					nvme_sqe_rw(&cmd, i & 1 ?
+						    NVME_CMD_READ :
 						    NVME_CMD_WRITE, 1, slba,
 						    128, 0);
 					guest_prp_build(&g, &b, 0, &cmd);
@@ -4650,7 +4737,8 @@ static int ictx_setup(struct ictx *x)
 			continue;
 		nvme_sqe_rw(s, ops[rnd_below(&r, ARRAY_SIZE(ops))], 1,
 			    rnd_below(&r, 4096), 1 + rnd_below(&r, 16), 0);
-		nvme_sqe_set_prp(s, SAC_GPA + ((__u64)rnd_below(&r, 4096) << 12),
+		nvme_sqe_set_prp(s,
+				 SAC_GPA + ((__u64)rnd_below(&r, 4096) << 12),
 				 SAC_GPA + ((__u64)rnd_below(&r, 4096) << 12));
 		s->cid = rnd(&r);
 	}
@@ -4736,7 +4824,8 @@ static int run_ioctl_mode(enum guest_backend_kind kind, __u64 seconds)
 				 PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (th[i].buf == MAP_FAILED ||
-		    mprotect(th[i].buf + IBUF_SIZE, GUEST_PAGE_SIZE, PROT_NONE)) {
+		    mprotect(th[i].buf + IBUF_SIZE, GUEST_PAGE_SIZE,
+			     PROT_NONE)) {
 			violation("thread buffers: %s", strerror(errno));
 			th[i].buf = NULL;
 			break;
@@ -4749,8 +4838,8 @@ static int run_ioctl_mode(enum guest_backend_kind kind, __u64 seconds)
 	/* Meanwhile: non-owner processes, now and then. */
 	for (k = 0; now_ns() + reserve < end; k++) {
 		guest_msleep(250);
-		if (x.max_ioctls &&
-		    __atomic_load_n(&cur.ioctls, __ATOMIC_RELAXED) >= x.max_ioctls)
+		if (x.max_ioctls && x.max_ioctls <=
+		    __atomic_load_n(&cur.ioctls, __ATOMIC_RELAXED))
 			break;
 		switch (k % 4) {
 		case 0:
@@ -4777,8 +4866,7 @@ static int run_ioctl_mode(enum guest_backend_kind kind, __u64 seconds)
 	if (x.ownfd >= 0)
 		close(x.ownfd);
 	x.devfd = x.ownfd = -1;
-	ref0 = guest_module_refcnt();
-	refcnt_settles(ref_start, "after the ioctl threads closed their devices");
+	refcnt_settles(ref_start, "after the ioctl threads closed theirs");
 	ref0 = guest_module_refcnt();
 	if (ref0 >= 0) {
 		/* The owner's I/O goes to the backend asked for, if there. */
@@ -4821,9 +4909,16 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	enum guest_backend_kind kind = GUEST_BACKEND_BRD;
-	const char *mode = "all", *bname = "brd";
-	bool run[3] = { false, false, false }, any_fail = false, any_ran = false;
+	/*
+	 * null_blk, not brd: brd of 6.12 frees a page on discard with no
+	 * protection against a write to it in flight (BUG_ON in
+	 * copy_to_brd(), fixed upstream in 2025), which legal concurrent
+	 * DSM and writes reach. --backend brd shows it.
+	 */
+	enum guest_backend_kind kind = GUEST_BACKEND_NULLB;
+	const char *mode = "all", *bname = "null_blk";
+	bool run[3] = { false, false, false };
+	bool any_fail = false, any_ran = false;
 	__u64 seconds = 60, share[3];
 	pthread_t wd;
 	int c, i, n = 0, rc;
@@ -4884,7 +4979,6 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	memset(canary_page, CANARY, sizeof(canary_page));
 	printf("TAP version 13\n1..%d\n", n);
 	printf("# vhost_nvme_fuzz --mode %s --seed %llu --seconds %llu --commands %llu --backend %s\n",
 	       mode, (unsigned long long)opt_seed, (unsigned long long)seconds,
