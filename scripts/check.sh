@@ -103,7 +103,8 @@ h_pass H "$runs/H" -- "${sel[@]}"
 # so that any warning ends the run. VHOST_NVME_DEBUG=0 skips it.
 debug_tests=(module_load.sh vhost_nvme_dev_test vhost_nvme_ioctl_test
 	vhost_nvme_io_test vhost_nvme_queue_test vhost_nvme_tune_test
-	vhost_nvme_hostile_test vhost_nvme_fault_test vhost_nvme_fuzz pins_balanced.sh
+	vhost_nvme_hostile_test vhost_nvme_fault_test vhost_nvme_fuzz
+	vhost_nvme_failslab_test pins_balanced.sh
 	debug_checks.sh)
 [ ${#sel[@]} -gt 0 ] && debug_tests=("${sel[@]}")
 if [ "${VHOST_NVME_DEBUG:-1}" = 1 ]; then
