@@ -4912,8 +4912,8 @@ int main(int argc, char **argv)
 	/*
 	 * null_blk, not brd: brd of 6.12 frees a page on discard with no
 	 * protection against a write to it in flight (BUG_ON in
-	 * copy_to_brd(), fixed upstream in 2025), which legal concurrent
-	 * DSM and writes reach. --backend brd shows it.
+	 * copy_to_brd(); brd's discard was reworked upstream in 2025), which
+	 * legal concurrent DSM and writes reach. --backend brd shows it.
 	 */
 	enum guest_backend_kind kind = GUEST_BACKEND_NULLB;
 	const char *mode = "all", *bname = "null_blk";
