@@ -13,7 +13,8 @@
 #   debug-kernel.sh --path   only print it
 #   debug-kernel.sh --release  print the kernel release (uname -r)
 #
-# Its modules are installed under the cache and linked from
+# The recipe is scripts/debug-kernel-build.sh. Its modules are installed
+# under the cache and linked from
 # /lib/modules/<release>, where H's modprobe (the host root over 9p)
 # finds them.
 set -euo pipefail
@@ -23,7 +24,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VHOST_NVME_CACHE:-/var/cache/vhost-nvme}
 src=$("$top/scripts/kernel-source.sh")
 frag=$top/scripts/debug-kernel.config
-key=$( (cat "$0" "$frag"; cat "$src/Makefile") |
+key=$( (cat "$top/scripts/debug-kernel-build.sh" "$frag" "$src/Makefile") |
 	sha256sum | cut -c1-16)
 dir=$cache/kdebug-$key
 release_file=$dir/build/include/config/kernel.release
@@ -36,7 +37,19 @@ case "${1:-}" in
 	cat "$release_file"
 	exit 0 ;;
 esac
+# H's modprobe looks in /lib/modules/<release>: on a machine that has the
+# cache but not the link (a new machine, another cache directory), add it.
+link_modules() {
+	local release
+	release=$(cat "$release_file")
+	if [ "$(readlink "/lib/modules/$release" || true)" != \
+	     "$dir/root/lib/modules/$release" ]; then
+		ln -sfn "$dir/root/lib/modules/$release" "/lib/modules/$release"
+		depmod "$release"
+	fi
+}
 if [ -f "$dir/ok" ]; then
+	link_modules
 	echo "$dir/build"
 	exit 0
 fi
@@ -47,48 +60,9 @@ exec 3>&1 >"$log" 2>&1
 trap 'echo "debug kernel build: FAILED, last lines of $log:" >&3; tail -n 30 "$log" >&3' ERR
 start=$(date +%s)
 
-rm -rf "$dir"
-mkdir -p "$dir/build"
-kmake() {
-	make -C "$src" O="$dir/build" -j"$(nproc)" "$@"
-}
-kmake x86_64_defconfig
-kmake kvm_guest.config
-while IFS= read -r line; do
-	case "$line" in
-	'#'* | '') continue ;;
-	esac
-	name=${line%%=*}
-	value=${line#*=}
-	case "$value" in
-	y) "$src/scripts/config" --file "$dir/build/.config" --enable "$name" ;;
-	n) "$src/scripts/config" --file "$dir/build/.config" --disable "$name" ;;
-	m) "$src/scripts/config" --file "$dir/build/.config" --module "$name" ;;
-	\"*) "$src/scripts/config" --file "$dir/build/.config" \
-		--set-str "$name" "$(eval echo "$value")" ;;
-	*) "$src/scripts/config" --file "$dir/build/.config" \
-		--set-val "$name" "$value" ;;
-	esac
-done <"$frag"
-kmake olddefconfig
-# Every option asked for must have survived olddefconfig's dependencies.
-while IFS= read -r line; do
-	case "$line" in
-	'#'* | '') continue ;;
-	esac
-	name=${line%%=*}
-	value=${line#*=}
-	case "$value" in
-	y) grep -qx "$name=y" "$dir/build/.config" ||
-		{ echo "debug kernel: $name=y did not stick" >&3; exit 1; } ;;
-	esac
-done <"$frag"
-kmake bzImage modules
-kmake INSTALL_MOD_PATH="$dir/root" INSTALL_MOD_STRIP=1 modules_install
-release=$(cat "$release_file")
-ln -sfn "$dir/root/lib/modules/$release" "/lib/modules/$release"
-depmod "$release"
-echo "debug kernel $release built in $(($(date +%s) - start)) s"
+"$top/scripts/debug-kernel-build.sh" "$src" "$dir" "$frag"
+link_modules
+echo "debug kernel $(cat "$release_file") built in $(($(date +%s) - start)) s"
 touch "$dir/ok"
 for old in "$cache"/kdebug-*; do
 	case "$old" in
