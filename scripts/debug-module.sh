@@ -2,10 +2,10 @@
 # Build vhost_nvme.ko against the debug kernel (scripts/debug-kernel.sh),
 # with GCOV and KCOV instrumentation, in build/debug/ of the clone (a copy
 # of the sources: the stock build keeps drivers/vhost/). Prints the path
-# of the module.
+# of the module. DEBUG_KDIR=dir builds against another debug kernel build.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-kdir=$("$top/scripts/debug-kernel.sh")
+kdir=${DEBUG_KDIR:-$("$top/scripts/debug-kernel.sh")}
 out=$top/build/debug
 rm -rf "$out"
 mkdir -p "$out/drivers" "$out/include/uapi/linux"
