@@ -10,6 +10,8 @@
 #   make check        all of the above, then every test in the VM world
 #   make demo         the main job, shown end to end in the VM world
 #   make bench        performance runs (ratios against peers, one boot)
+#   make fuzz         a long soak of the fuzzers on the debug kernel
+#                     (FUZZ_SECONDS=, FUZZ_SEED=)
 #   make world-check  stability loop of the nested VM world
 #   make checkpatch   checkpatch.pl --strict on the kernel files
 
@@ -20,7 +22,7 @@ SELFTESTS := tools/testing/selftests/vhost_nvme
 KERNEL_FILES := $(filter-out %.mod.c,$(wildcard drivers/vhost/*.[ch] include/uapi/linux/*.h))
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps module selftests qemu check demo bench profile world-check \
+.PHONY: all deps module selftests qemu check demo bench fuzz profile world-check \
 	checkpatch sparse clean
 
 all: module selftests
@@ -60,6 +62,11 @@ bench:
 	@$(MAKE) deps
 	@$(MAKE) module selftests qemu
 	@scripts/bench.sh
+
+fuzz:
+	@$(MAKE) deps
+	@$(MAKE) module selftests qemu
+	@scripts/fuzz.sh
 
 profile:
 	@$(MAKE) deps

@@ -202,6 +202,28 @@ static void forget_queues(struct guest *g)
 	}
 }
 
+/*
+ * Close the device and open a new one over the same guest memory, as a
+ * VMM that restarts its device model does: the queues, the doorbell buffer
+ * and the error fd went with the old device. The new one has an owner and
+ * nothing else: no memory table, no configuration.
+ */
+int guest_reopen(struct guest *g)
+{
+	if (g->fd >= 0)
+		close(g->fd);
+	forget_queues(g);
+	if (g->errfd >= 0)
+		close(g->errfd);
+	g->errfd = -1;
+	g->dbs = g->eis = NULL;
+	g->dbs_gpa = g->eis_gpa = 0;
+	g->fd = open(GUEST_DEV_PATH, O_RDWR | O_CLOEXEC);
+	if (g->fd < 0)
+		return -errno;
+	return guest_set_owner(g);
+}
+
 void guest_close(struct guest *g)
 {
 	/*
@@ -1223,6 +1245,56 @@ static int open_file(struct guest_backend *be, __u64 size)
 	return 0;
 }
 
+/*
+ * A raw image on ext4 (on a loop device over a file in /tmp), written in
+ * full and opened O_DIRECT, as QEMU's cache=none opens one: ext4's direct
+ * I/O completes asynchronously (->ki_complete), where tmpfs completes each
+ * I/O before it returns. -ENODEV without mkfs.ext4, loop or ext4.
+ */
+static int open_ext4_file(struct guest_backend *be, __u64 size)
+{
+	char cmd[512];
+
+	snprintf(be->mnt, sizeof(be->mnt), "/tmp/vhost-nvme-ext4.XXXXXX");
+	if (!mkdtemp(be->mnt)) {
+		be->mnt[0] = 0;
+		return -errno;
+	}
+	snprintf(be->path, sizeof(be->path), "%s/image", be->mnt);
+	snprintf(cmd, sizeof(cmd),
+		 "modprobe -q loop 2>/dev/null; truncate -s %llu %s.fs && mkfs.ext4 -q -F %s.fs >/dev/null 2>&1 && mount -o loop %s.fs %s && dd if=/dev/zero of=%s bs=1M count=%llu oflag=direct status=none",
+		 (unsigned long long)(size + (32ull << 20)), be->mnt, be->mnt,
+		 be->mnt, be->mnt, be->path,
+		 (unsigned long long)(size >> 20));
+	if (system(cmd))
+		return -ENODEV;
+	be->fd = open(be->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (be->fd < 0)
+		return -errno;
+	be->io_fd = open(be->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (be->io_fd < 0)
+		return -errno;
+	be->size = size;
+	/* DSM punches holes: they read back as zeroes. */
+	be->discard_zeroes = true;
+	return 0;
+}
+
+static void close_ext4_file(struct guest_backend *be)
+{
+	char cmd[256];
+	int rc;
+
+	if (!be->mnt[0])
+		return;
+	/* mount -o loop set autoclear: the loop device goes with it. */
+	snprintf(cmd, sizeof(cmd), "umount %s 2>/dev/null; rm -f %s.fs; rmdir %s",
+		 be->mnt, be->mnt, be->mnt);
+	rc = system(cmd);
+	(void)rc;
+	be->mnt[0] = 0;
+}
+
 int guest_backend_open(struct guest_backend *be, enum guest_backend_kind k,
 		       __u64 file_size)
 {
@@ -1235,6 +1307,9 @@ int guest_backend_open(struct guest_backend *be, enum guest_backend_kind k,
 	switch (k) {
 	case GUEST_BACKEND_FILE:
 		rc = open_file(be, file_size);
+		break;
+	case GUEST_BACKEND_EXT4_FILE:
+		rc = open_ext4_file(be, file_size);
 		break;
 	case GUEST_BACKEND_BRD:
 		if (access("/dev/ram0", F_OK) && system(BRD_MODPROBE) != 0)
@@ -1256,8 +1331,23 @@ int guest_backend_open(struct guest_backend *be, enum guest_backend_kind k,
 		rc = -EINVAL;
 	}
 	/* The data tests use the first 40 MiB of a block device. */
-	if (!rc && k != GUEST_BACKEND_FILE && be->size < (40ull << 20))
+	if (!rc && (k == GUEST_BACKEND_BRD || k == GUEST_BACKEND_NULLB) &&
+	    be->size < (40ull << 20))
 		rc = -ENOSPC;
+	if (rc)
+		guest_backend_close(be);
+	return rc;
+}
+
+int guest_backend_open_block(struct guest_backend *be, const char *path)
+{
+	int rc;
+
+	memset(be, 0, sizeof(*be));
+	be->kind = GUEST_BACKEND_NULLB;
+	be->fd = -1;
+	be->io_fd = -1;
+	rc = open_block(be, path);
 	if (rc)
 		guest_backend_close(be);
 	return rc;
@@ -1270,6 +1360,7 @@ void guest_backend_close(struct guest_backend *be)
 	if (be->io_fd >= 0)
 		close(be->io_fd);
 	be->fd = be->io_fd = -1;
+	close_ext4_file(be);
 }
 
 /* O_DIRECT wants an aligned buffer: go through one. */

@@ -219,6 +219,7 @@ int guest_set_mem_regions(struct guest *g,
 			  const struct vhost_memory_region *r, unsigned int n);
 int guest_setup(struct guest *g, size_t mem_size);
 void guest_close(struct guest *g);
+int guest_reopen(struct guest *g);
 
 /* Guest memory: a bump allocator of zeroed 4 KiB pages. */
 __u64 guest_alloc(struct guest *g, unsigned int npages);
@@ -322,9 +323,10 @@ int guest_prp_build(struct guest *g, const struct guest_buf *b,
 
 /* Backends: a block device or a raw file to attach as a namespace. */
 enum guest_backend_kind {
-	GUEST_BACKEND_FILE,
+	GUEST_BACKEND_FILE,	/* in /tmp (tmpfs in H) */
 	GUEST_BACKEND_BRD,
 	GUEST_BACKEND_NULLB,
+	GUEST_BACKEND_EXT4_FILE, /* on ext4 on a loop device, O_DIRECT */
 };
 
 struct guest_backend {
@@ -334,10 +336,13 @@ struct guest_backend {
 	char path[64];
 	__u64 size;		/* bytes */
 	bool discard_zeroes;	/* deallocated blocks read back as zeroes */
+	char mnt[48];		/* EXT4_FILE: its mount point, "" if none */
 };
 
 int guest_backend_open(struct guest_backend *be, enum guest_backend_kind k,
 		       __u64 file_size);
+/* Any block device, as a GUEST_BACKEND_NULLB-like backend (no data kept). */
+int guest_backend_open_block(struct guest_backend *be, const char *path);
 void guest_backend_close(struct guest_backend *be);
 int guest_nullb_load(void);
 /* Wait up to 5 s for a device node to appear. */

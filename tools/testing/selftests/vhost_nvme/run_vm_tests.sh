@@ -9,7 +9,7 @@ cd "$here" || exit 1
 
 tests=(module_load.sh vhost_nvme_dev_test vhost_nvme_ioctl_test
 	vhost_nvme_io_test vhost_nvme_queue_test vhost_nvme_tune_test
-	vhost_nvme_hostile_test vhost_nvme_fault_test vhost_nvme_fuzz
+	vhost_nvme_hostile_test vhost_nvme_fault_test fuzz.sh
 	vhost_nvme_failslab_test polling.sh
 	guest_boot.sh
 	qemu_device.sh pins_balanced.sh debug_checks.sh)

@@ -56,6 +56,7 @@
 #include <linux/fs.h>
 
 #include "guest.h"
+#include "nullb.h"
 #include "kselftest_harness.h"
 
 #define LBA_SHIFT	9
@@ -66,8 +67,6 @@
 /* 4 KiB of 512-byte blocks: the unit of every command here but case 3's. */
 #define BLK_LBAS	(GUEST_PAGE_SIZE / LBA)
 
-#define CONFIGFS_DIR	"/sys/kernel/config"
-#define NULLB_CFG_DIR	CONFIGFS_DIR "/nullb"
 #define NULLB_MB	64
 #define NULLB_SECTORS	((unsigned long long)NULLB_MB << 11)
 
@@ -102,42 +101,6 @@ static __s64 now_us(void)
 }
 
 /* ---- sysfs, configfs and programs ---------------------------------------- */
-
-static int write_attr(const char *path, const char *val)
-{
-	size_t len = strlen(val);
-	int fd, rc = 0;
-	ssize_t n;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, len);
-	if (n < 0)
-		rc = -errno;
-	else if ((size_t)n != len)
-		rc = -EIO;
-	close(fd);
-	return rc;
-}
-
-/* The attribute's value without its newline. */
-static int read_attr(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
 
 static bool have_program(const char *name)
 {
@@ -188,139 +151,23 @@ int run_cmd(char *out, size_t len, const char *fmt, ...)
 	return WEXITSTATUS(st);
 }
 
-/* ---- configfs null_blk devices ------------------------------------------- */
+/* ---- configfs null_blk devices (nullb.c) ------------------------------- */
 
-/* This test process mounted configfs: unmount it again in the teardown. */
-static bool configfs_mounted_here;
-
-struct nullb_attr {
-	const char *name;
-	const char *value;
-};
-
-struct cfg_nullb {
-	char name[32];		/* configfs item = disk name; "" if none */
-	char dev[64];		/* /dev/<name> */
-	bool powered;
-};
-
-static bool configfs_mounted(void)
+/* nullb_create() in a test: SKIP without configfs null_blk, else fail. */
+static bool test_nullb(struct __test_metadata *_metadata,
+		       struct nullb_dev *nb, const struct nullb_attr *attrs,
+		       size_t n)
 {
-	FILE *f = fopen("/proc/mounts", "r");
-	char line[512];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, " " CONFIGFS_DIR " configfs ");
-	fclose(f);
-	return found;
-}
-
-/* configfs mounted and null_blk loaded; if not, why not in @why. */
-static int nullb_cfg_ready(char *why, size_t len)
-{
+	char why[192];
 	int rc;
 
-	if (!configfs_mounted()) {
-		/* A module, or built in: if neither, the mount says so. */
-		rc = system("modprobe configfs 2>/dev/null");
-		if (mount("none", CONFIGFS_DIR, "configfs", 0, NULL)) {
-			rc = -errno;
-			snprintf(why, len, "cannot mount configfs on %s: %s",
-				 CONFIGFS_DIR, strerror(-rc));
-			return rc;
-		}
-		configfs_mounted_here = true;
-	}
-	rc = guest_nullb_load();
-	if (rc) {
-		snprintf(why, len, "cannot load null_blk");
-		return rc;
-	}
-	if (access(NULLB_CFG_DIR, F_OK)) {
-		rc = -errno;
-		snprintf(why, len, "null_blk has no configfs interface (%s: %s)",
-			 NULLB_CFG_DIR, strerror(-rc));
-		return rc;
-	}
-	return 0;
-}
-
-static void configfs_release(void)
-{
-	if (configfs_mounted_here && !umount(CONFIGFS_DIR))
-		configfs_mounted_here = false;
-}
-
-/*
- * A null_blk device of our own: mkdir in configfs, @attrs in order, then
- * power=1; it appears as /dev/<name>. False (and SKIP) if this system has
- * no configfs null_blk; a failing attribute fails the test, and the
- * teardown (nullb_remove) takes away whatever was made.
- */
-static bool nullb_create(struct __test_metadata *_metadata,
-			 struct cfg_nullb *nb, const struct nullb_attr *attrs,
-			 size_t n)
-{
-	static int seq;
-	char dir[128], path[192], why[160];
-	size_t i;
-	int rc;
-
-	if (nullb_cfg_ready(why, sizeof(why)))
+	rc = nullb_create(nb, "vnfault", attrs, n, why, sizeof(why));
+	if (rc == 1)
 		SKIP(return false, "%s", why);
-	snprintf(nb->name, sizeof(nb->name), "vnfault%d_%d", getpid(),
-		 seq++);
-	snprintf(dir, sizeof(dir), "%s/%s", NULLB_CFG_DIR, nb->name);
-	if (mkdir(dir, 0755)) {
-		rc = -errno;
-		nb->name[0] = 0;
-		ASSERT_EQ(0, rc) {
-			TH_LOG("mkdir %s: %s", dir, strerror(-rc));
-		}
-	}
-	for (i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, attrs[i].name);
-		rc = write_attr(path, attrs[i].value);
-		ASSERT_EQ(0, rc) {
-			TH_LOG("null_blk %s: %s=%s: %s", nb->name,
-			       attrs[i].name, attrs[i].value, strerror(-rc));
-		}
-	}
-	snprintf(path, sizeof(path), "%s/power", dir);
-	rc = write_attr(path, "1");
 	ASSERT_EQ(0, rc) {
-		TH_LOG("null_blk %s: power=1: %s", nb->name, strerror(-rc));
-	}
-	nb->powered = true;
-	snprintf(nb->dev, sizeof(nb->dev), "/dev/%s", nb->name);
-	rc = guest_wait_for_node(nb->dev);
-	ASSERT_EQ(0, rc) {
-		TH_LOG("%s did not appear after power=1", nb->dev);
+		TH_LOG("%s", why);
 	}
 	return true;
-}
-
-static void nullb_remove(struct cfg_nullb *nb)
-{
-	char dir[128], path[192];
-	int i;
-
-	if (!nb->name[0])
-		return;
-	snprintf(dir, sizeof(dir), "%s/%s", NULLB_CFG_DIR, nb->name);
-	snprintf(path, sizeof(path), "%s/power", dir);
-	/* A backend just closed may keep the disk busy a little longer. */
-	for (i = 0; i < 50; i++) {
-		if (nb->powered && !write_attr(path, "0"))
-			nb->powered = false;
-		if (!nb->powered && !rmdir(dir))
-			break;
-		guest_msleep(100);
-	}
-	nb->name[0] = 0;
 }
 
 /* ---- device-mapper devices ----------------------------------------------- */
@@ -393,7 +240,7 @@ static int dm_find_node(const char *name, char *dev, size_t len)
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/dm/name",
 			 e->d_name);
-		if (read_attr(path, val, sizeof(val)) || strcmp(val, name))
+		if (attr_read(path, val, sizeof(val)) || strcmp(val, name))
 			continue;
 		snprintf(dev, len, "/dev/%.16s", e->d_name);
 		rc = 0;
@@ -627,7 +474,7 @@ struct fctx {
 	__u64 nsze;
 	long ref0;			/* module refcount before the open */
 	unsigned char *want, *got;	/* HOST_BUF each */
-	struct cfg_nullb nb;
+	struct nullb_dev nb;
 	struct dm_dev dm;
 	struct test_tmpfs fs;
 	struct batch batch;
@@ -652,7 +499,7 @@ static void fctx_teardown(struct fctx *c)
 	tmpfs_destroy(&c->fs);
 	dm_remove(&c->dm);
 	nullb_remove(&c->nb);
-	configfs_release();
+	nullb_configfs_release();
 	free(c->storm.slot_of);
 	c->storm.slot_of = NULL;
 	free(c->want);
@@ -1232,16 +1079,68 @@ static void storm_stop(struct storm *s)
  * status of its direction; errors only while the error table may have
  * seen them. Then 100 writes and reads must keep their data.
  */
+/* The storm's backend: 64 MiB of memory, 20 ms per request (timer). */
+static const struct nullb_attr storm_nullb[] = {
+	{ "size", "64" },		/* MiB, = NULLB_MB */
+	{ "blocksize", "512" },
+	{ "memory_backed", "1" },
+	{ "irqmode", "2" },		/* timer */
+	{ "completion_nsec", "20000000" },
+};
+
+/*
+ * After a storm with a fault of @fault's between error_start and
+ * linear_live: every command completed once, with Success or the I/O
+ * error of its direction, errors only while the fault was on, and the
+ * queue's counters agree.
+ */
+static void storm_expect(struct __test_metadata *_metadata, struct fctx *c,
+			 const char *fault)
+{
+	struct vhost_nvme_queue_stats st;
+	struct storm *s = &c->storm;
+	int rc;
+
+	ASSERT_EQ(0, s->rc) {
+		TH_LOG("storm: %s: %s", s->rc_what, guest_strerror(s->rc));
+	}
+	TH_LOG("%ld commands: %ld Success, %ld Write Fault, %ld Unrecovered Read Error, %ld other",
+	       s->submitted, s->ok, s->write_faults, s->read_errors, s->wrong);
+	EXPECT_EQ(0, s->inflight) {
+		TH_LOG("%d commands never completed (%d s after the storm ended)",
+		       s->inflight, DRAIN_MS / 1000);
+	}
+	EXPECT_EQ(0, s->stray) {
+		TH_LOG("%ld completions of commands not in flight; first: %s",
+		       s->stray, s->first_bad);
+	}
+	EXPECT_EQ(0, s->wrong) {
+		TH_LOG("%ld completions with a status other than Success or the I/O error of their direction; first: %s",
+		       s->wrong, s->first_bad);
+	}
+	EXPECT_EQ(0, s->early + s->late) {
+		TH_LOG("%ld errors before %s, %ld after it ended; first: %s",
+		       s->early, fault, s->late, s->first_bad);
+	}
+	EXPECT_LT(0, s->write_faults + s->read_errors) {
+		TH_LOG("no command failed during the %d ms of %s: the error never reached the guest",
+		       STORM_ERROR_MS, fault);
+	}
+	guest_msleep(100);
+	rc = guest_cq_peek(c->sq->cq);
+	EXPECT_EQ(0, rc) {
+		TH_LOG("%d CQEs after every command had completed", rc);
+	}
+	ASSERT_OK(guest_get_stats(&c->g, 1, &st));
+	EXPECT_EQ(s->submitted, st.commands);
+	EXPECT_EQ(s->errors, st.errors) {
+		TH_LOG("the queue counted %llu errors, the guest saw %ld",
+		       (unsigned long long)st.errors, s->errors);
+	}
+}
+
 TEST_F_TIMEOUT(fault, dm_error_mid_flight, 180)
 {
-	const struct nullb_attr attrs[] = {
-		{ "size", "64" },		/* MiB, = NULLB_MB */
-		{ "blocksize", "512" },
-		{ "memory_backed", "1" },
-		{ "irqmode", "2" },		/* timer */
-		{ "completion_nsec", "20000000" },
-	};
-	struct vhost_nvme_queue_stats st;
 	struct fctx *c = &self->c;
 	struct storm *s = &c->storm;
 	char linear[160], error[64], out[512];
@@ -1250,7 +1149,8 @@ TEST_F_TIMEOUT(fault, dm_error_mid_flight, 180)
 
 	if (!dm_ready(_metadata, "linear error"))
 		return;
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, storm_nullb,
+			ARRAY_SIZE(storm_nullb)))
 		return;
 	snprintf(linear, sizeof(linear), "0 %llu linear %s 0", NULLB_SECTORS,
 		 c->nb.dev);
@@ -1282,45 +1182,189 @@ TEST_F_TIMEOUT(fault, dm_error_mid_flight, 180)
 	__atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
 	storm_join(s);
 
-	ASSERT_EQ(0, s->rc) {
-		TH_LOG("storm: %s: %s", s->rc_what, guest_strerror(s->rc));
-	}
-	TH_LOG("%ld commands: %ld Success, %ld Write Fault, %ld Unrecovered Read Error, %ld other; table swaps took %.0f ms (to error) and %.0f ms (back)",
-	       s->submitted, s->ok, s->write_faults, s->read_errors, s->wrong,
+	storm_expect(_metadata, c, "the error table");
+	TH_LOG("table swaps took %.0f ms (to error) and %.0f ms (back)",
 	       to_error, to_linear);
-	EXPECT_EQ(0, s->inflight) {
-		TH_LOG("%d commands never completed (%d s after the storm ended)",
-		       s->inflight, DRAIN_MS / 1000);
-	}
-	EXPECT_EQ(0, s->stray) {
-		TH_LOG("%ld completions of commands not in flight; first: %s",
-		       s->stray, s->first_bad);
-	}
-	EXPECT_EQ(0, s->wrong) {
-		TH_LOG("%ld completions with a status other than Success or the I/O error of their direction; first: %s",
-		       s->wrong, s->first_bad);
-	}
-	EXPECT_EQ(0, s->early + s->late) {
-		TH_LOG("%ld errors before the error table, %ld after the linear one was back; first: %s",
-		       s->early, s->late, s->first_bad);
-	}
-	EXPECT_LT(0, s->write_faults + s->read_errors) {
-		TH_LOG("no command failed while the error table was live for %d ms: the error never reached the guest",
-		       STORM_ERROR_MS);
-	}
-	guest_msleep(100);
-	rc = guest_cq_peek(c->sq->cq);
-	EXPECT_EQ(0, rc) {
-		TH_LOG("%d CQEs after every command had completed", rc);
-	}
-	ASSERT_OK(guest_get_stats(&c->g, 1, &st));
-	EXPECT_EQ(s->submitted, st.commands);
-	EXPECT_EQ(s->errors, st.errors) {
-		TH_LOG("the queue counted %llu errors, the guest saw %ld",
-		       (unsigned long long)st.errors, s->errors);
-	}
-
 	io_verify(_metadata, c, 0, 100, 1000, "after the linear table was back");
+	guest_close(&c->g);
+	expect_refcnt(_metadata, c->ref0, "after close");
+}
+
+/*
+ * Commands the module runs on its workqueue (Write Zeroes, with and
+ * without FUA, and DSM deallocate: blkdev_issue_zeroout() and
+ * blkdev_issue_discard() return an errno, not a bio status) on a dm
+ * error target: each fails with the I/O error of a write, and works once
+ * the linear table is back.
+ */
+TEST_F_TIMEOUT(fault, dm_error_deferred_commands, 120)
+{
+	const struct nullb_attr attrs[] = {
+		{ "size", "64" },		/* MiB, = NULLB_MB */
+		{ "blocksize", "512" },
+		{ "memory_backed", "1" },
+		{ "discard", "1" },
+	};
+	static const char *const what[] = {
+		"write zeroes", "write zeroes (FUA)", "dataset management",
+	};
+	struct fctx *c = &self->c;
+	char linear[160], error[64], out[512];
+	struct nvme_dsm_range *r;
+	struct nvme_sqe cmd;
+	struct guest_cpl cpl;
+	unsigned int want;
+	__u64 list;
+	int round, i, rc;
+
+	if (!dm_ready(_metadata, "linear error"))
+		return;
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+		return;
+	snprintf(linear, sizeof(linear), "0 %llu linear %s 0", NULLB_SECTORS,
+		 c->nb.dev);
+	snprintf(error, sizeof(error), "0 %llu error", NULLB_SECTORS);
+	dm_create(_metadata, &c->dm, error);
+	open_bdev(_metadata, c, c->dm.dev);
+	attach(_metadata, c, c->be.fd);
+	list = guest_alloc(&c->g, 1);
+	ASSERT_NE(0, list);
+	r = guest_ptr(&c->g, list);
+	r->cattr = 0;
+	r->nlb = htole32(256);
+	r->slba = htole64(1024);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 3; i++) {
+			if (i < 2)
+				nvme_sqe_write_zeroes(&cmd, 1, 2048, 256, false);
+			else
+				nvme_sqe_dsm(&cmd, 1, 1, NVME_DSM_AD);
+			if (i == 1)
+				cmd.cdw12 |= htole32(NVME_RW_FUA);
+			if (i == 2)
+				nvme_sqe_set_prp(&cmd, list, 0);
+			rc = guest_exec(c->sq, &cmd, &cpl);
+			ASSERT_EQ(0, rc) {
+				TH_LOG("%s: %s", what[i], guest_strerror(rc));
+			}
+			TH_LOG("%s on the %s table: status 0x%03x", what[i],
+			       round ? "linear" : "error",
+			       nvme_status(cpl.status));
+			want = round ? NVME_SC_SUCCESS : NVME_SC_WRITE_FAULT;
+			EXPECT_EQ(want, nvme_status(cpl.status));
+		}
+		if (!round) {
+			rc = dm_swap(&c->dm, linear, out, sizeof(out));
+			ASSERT_EQ(0, rc) {
+				TH_LOG("swap to the linear table: exit %d: %s",
+				       rc, out);
+			}
+		}
+	}
+	guest_close(&c->g);
+	expect_refcnt(_metadata, c->ref0, "after close");
+}
+
+/*
+ * A file backend truncated under the namespace (by the VMM or anyone with
+ * the file): a read past the new end is short, and fails as Unrecovered
+ * Read Error rather than returning stale guest memory as data; a read
+ * before it works, and a write past it extends the file again.
+ */
+TEST_F_TIMEOUT(fault, file_truncated_under_namespace, 60)
+{
+	const __u64 size = 16ull << 20, cut = size / 2;
+	struct fctx *c = &self->c;
+	struct guest_cpl cpl;
+	struct nvme_sqe cmd;
+	struct guest_buf b;
+	struct stat sb;
+
+	ASSERT_OK(guest_backend_open(&c->be, GUEST_BACKEND_FILE, size));
+	attach(_metadata, c, c->be.fd);
+	ASSERT_OK(guest_buf_alloc(&c->g, &b, 0, GUEST_PAGE_SIZE, false));
+	ASSERT_EQ(0, ftruncate(c->be.fd, cut));
+
+	nvme_sqe_rw(&cmd, NVME_CMD_READ, 1, cut / LBA, BLK_LBAS, 0);
+	ASSERT_OK(guest_prp_build(&c->g, &b, 0, &cmd));
+	ASSERT_EXEC(c->sq, &cmd, &cpl);
+	EXPECT_NVME_STATUS_WHAT(NVME_SC_READ_ERROR, &cpl, "a read past the end");
+	nvme_sqe_rw(&cmd, NVME_CMD_READ, 1, cut / LBA - 1, BLK_LBAS, 0);
+	ASSERT_OK(guest_prp_build(&c->g, &b, 0, &cmd));
+	ASSERT_EXEC(c->sq, &cmd, &cpl);
+	EXPECT_NVME_STATUS_WHAT(NVME_SC_READ_ERROR, &cpl,
+				"a read across the end");
+	io_verify(_metadata, c, 0, 4, 77, "before the end");
+	io_verify(_metadata, c, (size - GUEST_PAGE_SIZE) / LBA, 1, 78,
+		  "at the old end");
+	ASSERT_EQ(0, fstat(c->be.fd, &sb));
+	EXPECT_EQ(size, (__u64)sb.st_size);
+	guest_close(&c->g);
+	expect_refcnt(_metadata, c->ref0, "after close");
+}
+
+/*
+ * The block layer's own fault injection (CONFIG_FAIL_MAKE_REQUEST): every
+ * bio to the backend fails in submit_bio() itself while the disk's
+ * make-it-fail is set, mid-storm. Debug kernels have it; others SKIP.
+ */
+#define FMR_DIR	"/sys/kernel/debug/fail_make_request"
+
+static void fmr_set(struct __test_metadata *_metadata, const char *attr,
+		    const char *val)
+{
+	char path[128];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", FMR_DIR, attr);
+	rc = attr_write(path, val);
+	ASSERT_EQ(0, rc) {
+		TH_LOG("%s=%s: %s", path, val, strerror(-rc));
+	}
+}
+
+TEST_F_TIMEOUT(fault, fail_make_request_mid_flight, 180)
+{
+	struct fctx *c = &self->c;
+	struct storm *s = &c->storm;
+	char mif[128];
+	int rc;
+
+	if (access(FMR_DIR, F_OK))
+		SKIP(return, "no %s: needs CONFIG_FAIL_MAKE_REQUEST, CONFIG_FAULT_INJECTION_DEBUG_FS and debugfs mounted",
+		     FMR_DIR);
+	if (!test_nullb(_metadata, &c->nb, storm_nullb,
+			ARRAY_SIZE(storm_nullb)))
+		return;
+	snprintf(mif, sizeof(mif), "/sys/block/%s/make-it-fail", c->nb.name);
+	/* Every bio of a disk marked make-it-fail, quietly, until told. */
+	fmr_set(_metadata, "verbose", "0");
+	fmr_set(_metadata, "interval", "1");
+	fmr_set(_metadata, "times", "-1");
+	fmr_set(_metadata, "probability", "100");
+	open_bdev(_metadata, c, c->nb.dev);
+	attach(_metadata, c, c->be.fd);
+
+	storm_start(_metadata, c);
+	guest_msleep(STORM_MS / 2);
+	__atomic_store_n(&s->error_start, now_us(), __ATOMIC_SEQ_CST);
+	rc = attr_write(mif, "1");
+	ASSERT_EQ(0, rc) {
+		TH_LOG("%s=1: %s", mif, strerror(-rc));
+	}
+	guest_msleep(STORM_ERROR_MS);
+	rc = attr_write(mif, "0");
+	__atomic_store_n(&s->linear_live, now_us(), __ATOMIC_SEQ_CST);
+	fmr_set(_metadata, "probability", "0");
+	ASSERT_EQ(0, rc) {
+		TH_LOG("%s=0: %s", mif, strerror(-rc));
+	}
+	guest_msleep(STORM_MS / 2);
+	__atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
+	storm_join(s);
+
+	storm_expect(_metadata, c, "make-it-fail");
+	io_verify(_metadata, c, 0, 100, 1000, "after make-it-fail was cleared");
 	guest_close(&c->g);
 	expect_refcnt(_metadata, c->ref0, "after close");
 }
@@ -1346,7 +1390,7 @@ static bool delay_setup(struct __test_metadata *_metadata, struct fctx *c,
 
 	if (!dm_ready(_metadata, "delay"))
 		return false;
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return false;
 	snprintf(table, sizeof(table), "0 %llu delay %s 0 %u %s 0 %u",
 		 NULLB_SECTORS, c->nb.dev, ms, c->nb.dev, ms);
@@ -1690,7 +1734,7 @@ TEST_F_TIMEOUT(fault, backend_removed_in_flight, 120)
 	int inflight, ok, i, n, rc;
 	struct nvme_sqe cmd;
 
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return;
 	open_bdev(_metadata, c, c->nb.dev);
 	attach(_metadata, c, c->be.fd);
@@ -1703,7 +1747,7 @@ TEST_F_TIMEOUT(fault, backend_removed_in_flight, 120)
 	snprintf(dir, sizeof(dir), "%s/%s", NULLB_CFG_DIR, c->nb.name);
 	snprintf(path, sizeof(path), "%s/power", dir);
 	t0 = now_ms();
-	rc = write_attr(path, "0");
+	rc = attr_write(path, "0");
 	t_off = now_ms() - t0;
 	ASSERT_EQ(0, rc) {
 		TH_LOG("%s = 0: %s", path, strerror(-rc));

@@ -62,6 +62,7 @@
 #include <linux/fs.h>
 
 #include "guest.h"
+#include "nullb.h"
 #include "kselftest_harness.h"
 
 #define LBA_SHIFT	9
@@ -70,8 +71,6 @@
 #define FILE_SIZE	(64ull << 20)
 #define HOST_BUF	((1u << 20) + 2 * GUEST_PAGE_SIZE)
 
-#define CONFIGFS_DIR	"/sys/kernel/config"
-#define NULLB_CFG_DIR	CONFIGFS_DIR "/nullb"
 #define BOUNCE_PARAM	"/sys/module/vhost_nvme/parameters/bounce_kb"
 /* /sys/block/<disk>/stat, 0-based: "flush I/Os", the 16th field. */
 #define STAT_FLUSH_IOS	15
@@ -91,42 +90,6 @@ static double now_ms(void)
 
 /* ---- sysfs and configfs attributes -------------------------------------- */
 
-static int write_attr(const char *path, const char *val)
-{
-	size_t len = strlen(val);
-	int fd, rc = 0;
-	ssize_t n;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, len);
-	if (n < 0)
-		rc = -errno;
-	else if ((size_t)n != len)
-		rc = -EIO;
-	close(fd);
-	return rc;
-}
-
-/* The attribute's value without its newline. */
-static int read_attr(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
 /* Field @idx (0-based) of /sys/block/@disk/stat, or -1. */
 static long long block_stat(const char *disk, int idx)
 {
@@ -135,7 +98,7 @@ static long long block_stat(const char *disk, int idx)
 	int i;
 
 	snprintf(path, sizeof(path), "/sys/block/%s/stat", disk);
-	if (read_attr(path, buf, sizeof(buf)))
+	if (attr_read(path, buf, sizeof(buf)))
 		return -1;
 	for (i = 0; i <= idx; i++) {
 		v = strtoll(p, &end, 10);
@@ -154,145 +117,23 @@ static bool have_program(const char *name)
 	return system(cmd) == 0;
 }
 
-/* ---- configfs null_blk devices ------------------------------------------ */
+/* ---- configfs null_blk devices (nullb.c) ------------------------------- */
 
-/* This test process mounted configfs: unmount it again in the teardown. */
-static bool configfs_mounted_here;
-
-struct nullb_attr {
-	const char *name;
-	const char *value;
-	bool optional;		/* an older null_blk may not have it */
-};
-
-struct cfg_nullb {
-	char name[32];		/* configfs item = disk name; "" if none */
-	char dev[64];		/* /dev/<name> */
-	bool powered;
-};
-
-static bool configfs_mounted(void)
+/* nullb_create() in a test: SKIP without configfs null_blk, else fail. */
+static bool test_nullb(struct __test_metadata *_metadata,
+		       struct nullb_dev *nb, const struct nullb_attr *attrs,
+		       size_t n)
 {
-	FILE *f = fopen("/proc/mounts", "r");
-	char line[512];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, " " CONFIGFS_DIR " configfs ");
-	fclose(f);
-	return found;
-}
-
-/* configfs mounted and null_blk loaded; if not, why not in @why. */
-static int nullb_cfg_ready(char *why, size_t len)
-{
+	char why[192];
 	int rc;
 
-	if (!configfs_mounted()) {
-		/* A module, or built in: if neither, the mount says so. */
-		rc = system("modprobe configfs 2>/dev/null");
-		if (mount("none", CONFIGFS_DIR, "configfs", 0, NULL)) {
-			rc = -errno;
-			snprintf(why, len, "cannot mount configfs on %s: %s",
-				 CONFIGFS_DIR, strerror(-rc));
-			return rc;
-		}
-		configfs_mounted_here = true;
-	}
-	rc = guest_nullb_load();
-	if (rc) {
-		snprintf(why, len, "cannot load null_blk");
-		return rc;
-	}
-	if (access(NULLB_CFG_DIR, F_OK)) {
-		rc = -errno;
-		snprintf(why, len, "null_blk has no configfs interface (%s: %s)",
-			 NULLB_CFG_DIR, strerror(-rc));
-		return rc;
-	}
-	return 0;
-}
-
-static void configfs_release(void)
-{
-	if (configfs_mounted_here && !umount(CONFIGFS_DIR))
-		configfs_mounted_here = false;
-}
-
-/*
- * A null_blk device of our own: mkdir in configfs, @attrs in order, then
- * power=1; it appears as /dev/<name>. False (and SKIP) if this system has
- * no configfs null_blk; a failing attribute fails the test, and the
- * teardown (nullb_remove) takes away whatever was made.
- */
-static bool nullb_create(struct __test_metadata *_metadata,
-			 struct cfg_nullb *nb, const struct nullb_attr *attrs,
-			 size_t n)
-{
-	static int seq;
-	char dir[128], path[192], why[160];
-	size_t i;
-	int rc;
-
-	if (nullb_cfg_ready(why, sizeof(why)))
+	rc = nullb_create(nb, "vnhostile", attrs, n, why, sizeof(why));
+	if (rc == 1)
 		SKIP(return false, "%s", why);
-	snprintf(nb->name, sizeof(nb->name), "vnhostile%d_%d", getpid(),
-		 seq++);
-	snprintf(dir, sizeof(dir), "%s/%s", NULLB_CFG_DIR, nb->name);
-	if (mkdir(dir, 0755)) {
-		rc = -errno;
-		nb->name[0] = 0;
-		ASSERT_EQ(0, rc) {
-			TH_LOG("mkdir %s: %s", dir, strerror(-rc));
-		}
-	}
-	for (i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, attrs[i].name);
-		rc = write_attr(path, attrs[i].value);
-		if (rc && attrs[i].optional) {
-			TH_LOG("null_blk: cannot set %s=%s (%s), left at its default",
-			       attrs[i].name, attrs[i].value, strerror(-rc));
-			continue;
-		}
-		ASSERT_EQ(0, rc) {
-			TH_LOG("null_blk %s: %s=%s: %s", nb->name,
-			       attrs[i].name, attrs[i].value, strerror(-rc));
-		}
-	}
-	snprintf(path, sizeof(path), "%s/power", dir);
-	rc = write_attr(path, "1");
 	ASSERT_EQ(0, rc) {
-		TH_LOG("null_blk %s: power=1: %s", nb->name, strerror(-rc));
-	}
-	nb->powered = true;
-	snprintf(nb->dev, sizeof(nb->dev), "/dev/%s", nb->name);
-	rc = guest_wait_for_node(nb->dev);
-	ASSERT_EQ(0, rc) {
-		TH_LOG("%s did not appear after power=1", nb->dev);
+		TH_LOG("%s", why);
 	}
 	return true;
-}
-
-static void nullb_remove(struct cfg_nullb *nb)
-{
-	char dir[128], path[192];
-	int i;
-
-	if (!nb->name[0])
-		return;
-	snprintf(dir, sizeof(dir), "%s/%s", NULLB_CFG_DIR, nb->name);
-	snprintf(path, sizeof(path), "%s/power", dir);
-	/* A backend just closed may keep the disk busy a little longer. */
-	for (i = 0; i < 50; i++) {
-		if (nb->powered && !write_attr(path, "0"))
-			nb->powered = false;
-		if (!nb->powered && !rmdir(dir))
-			break;
-		guest_msleep(100);
-	}
-	nb->name[0] = 0;
 }
 
 /* ---- file systems ------------------------------------------------------- */
@@ -428,7 +269,7 @@ struct hctx {
 	unsigned char *want, *got;	/* HOST_BUF each */
 	bool ro_set;			/* BLKROSET 1 on be.fd */
 	bool swap_on;			/* swapon(be.path) */
-	struct cfg_nullb nb;
+	struct nullb_dev nb;
 	struct test_fs fs;
 	int fd2;			/* another fd of the backend, or -1 */
 	/* a second guest memory region, and the mapping that replaced it */
@@ -473,8 +314,8 @@ static void hctx_teardown(struct hctx *c)
 	fs_destroy(&c->fs);
 	nullb_remove(&c->nb);
 	if (c->param_saved[0])
-		write_attr(BOUNCE_PARAM, c->param_saved);
-	configfs_release();
+		attr_write(BOUNCE_PARAM, c->param_saved);
+	nullb_configfs_release();
 	free(c->want);
 	free(c->got);
 	c->want = c->got = NULL;
@@ -791,7 +632,7 @@ static void remap_case(struct __test_metadata *_metadata, struct hctx *c,
 	void *at;
 	size_t j;
 
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return;
 	open_bdev(_metadata, c, c->nb.dev);
 	c->r2 = map_memfd(&c->r2_fd, "vhost-nvme-region2", 0xa5, NULL);
@@ -1566,7 +1407,7 @@ TEST_F_TIMEOUT(nullb, frozen_fs_write, 120)
 	double t, lat;
 	int n, rc;
 
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return;
 	if (!fs_create(_metadata, &c->fs, c->nb.dev, "ext2"))
 		return;
@@ -1651,17 +1492,17 @@ TEST_F_TIMEOUT(nullb, bounce_budget_backpressure, 120)
 	char val[32];
 	int i, rc;
 
-	rc = read_attr(BOUNCE_PARAM, val, sizeof(val));
+	rc = attr_read(BOUNCE_PARAM, val, sizeof(val));
 	ASSERT_EQ(0, rc) {
 		TH_LOG("module parameter %s: %s: this module has no bounce buffer budget",
 		       BOUNCE_PARAM, strerror(-rc));
 	}
 	snprintf(c->param_saved, sizeof(c->param_saved), "%s", val);
-	rc = write_attr(BOUNCE_PARAM, "1024");
+	rc = attr_write(BOUNCE_PARAM, "1024");
 	ASSERT_EQ(0, rc) {
 		TH_LOG("%s = 1024: %s", BOUNCE_PARAM, strerror(-rc));
 	}
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return;
 	open_bdev(_metadata, c, c->nb.dev);
 	attach(_metadata, c, c->be.fd, true, 64);
@@ -1733,7 +1574,7 @@ TEST_F_TIMEOUT(nullb, write_zeroes_fua_flushes, 60)
 	long long before, after;
 	struct nvme_sqe cmd;
 
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return;
 	open_bdev(_metadata, c, c->nb.dev);
 	attach(_metadata, c, c->be.fd, true, 16);
@@ -1837,7 +1678,7 @@ TEST_F_TIMEOUT(nofalloc, write_zeroes_without_fallocate, 120)
 	char what[64];
 	int pass, rc;
 
-	if (!nullb_create(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
+	if (!test_nullb(_metadata, &c->nb, attrs, ARRAY_SIZE(attrs)))
 		return;
 	if (!fs_create(_metadata, &c->fs, c->nb.dev, variant->fs))
 		return;

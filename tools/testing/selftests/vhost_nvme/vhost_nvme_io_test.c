@@ -40,6 +40,8 @@ static const char *backend_name(enum guest_backend_kind k)
 		return "brd (/dev/ram0)";
 	case GUEST_BACKEND_NULLB:
 		return "null_blk (/dev/nullb0)";
+	case GUEST_BACKEND_EXT4_FILE:
+		return "file on ext4 (O_DIRECT)";
 	default:
 		return "file in /tmp";
 	}
@@ -53,6 +55,8 @@ static void ctx_setup(struct __test_metadata *_metadata, struct io_ctx *c,
 	rc = guest_backend_open(&c->be, kind, FILE_SIZE);
 	if (rc == -EBUSY)
 		SKIP(return, "null_blk is loaded without memory_backed=1");
+	if (rc == -ENODEV && kind == GUEST_BACKEND_EXT4_FILE)
+		SKIP(return, "no ext4 on a loop device here (mkfs.ext4, loop, ext4)");
 	ASSERT_EQ(0, rc) {
 		TH_LOG("backend %s: %s", backend_name(kind), strerror(-rc));
 	}
@@ -226,6 +230,11 @@ FIXTURE_VARIANT_ADD(io, file) {
 
 FIXTURE_VARIANT_ADD(io, null_blk) {
 	.backend = GUEST_BACKEND_NULLB,
+};
+
+/* Asynchronous direct I/O: completions through ->ki_complete. */
+FIXTURE_VARIANT_ADD(io, ext4_file) {
+	.backend = GUEST_BACKEND_EXT4_FILE,
 };
 
 FIXTURE_SETUP(io)
