@@ -27,8 +27,8 @@ if [ "${VHOST_NVME_DEBUG:-1}" = 1 ]; then
 	args=(-a "panic_on_warn=1 kmemleak=on")
 fi
 # The VM sees no environment of ours: pass the knobs on its command line.
-env "${vm_env[@]}" "$st/vm/run-h" -t $((secs + 1200)) -o "$out" \
-	"${args[@]}" -- env FUZZ_SECONDS="$secs" FUZZ_SEED="$seed" \
+env ${vm_env[@]+"${vm_env[@]}"} "$st/vm/run-h" -t $((secs + 1200)) \
+	-o "$out" ${args[@]+"${args[@]}"} -- env FUZZ_SECONDS="$secs" FUZZ_SEED="$seed" \
 	"$st/run_vm_tests.sh" fuzz.sh pins_balanced.sh debug_checks.sh |
 	tee "$out/fuzz.log"
 rc=${PIPESTATUS[0]}
@@ -37,6 +37,9 @@ read -r p f < <(awk '
 	/^ok [0-9]+ /         { p++; next }
 	/^not ok [0-9]+ /     { f++ }
 	END { print p + 0, f + 0 }' "$out/fuzz.log")
+# vm-run: 0/1 the tests' own status; else the VM failed (see $out).
 [ "$rc" -le 1 ] || { echo "# vm-run status $rc (see $out)"; f=$((f + 1)); }
+# The tests failed without a failing case: one died before reporting.
+[ "$rc" != 1 ] || [ "$f" -gt 0 ] || f=1
 echo "$p passed, $f failed"
 [ "$f" -eq 0 ]

@@ -34,6 +34,7 @@ else
 fi
 
 volume=()
+died=()
 for r in "${runs[@]}"; do
 	read -r mode unit target secs <<<"$r"
 	[ "$secs" -gt 0 ] || secs=1
@@ -41,17 +42,28 @@ for r in "${runs[@]}"; do
 	start=$(date +%s)
 	"$fuzz" --mode "$mode" --seed "$seed" --seconds "$secs" \
 		"--$unit" "$target" | tee "$out"
-	[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+	rc=${PIPESTATUS[0]}
+	# 0 clean, 1 violations (its own "not ok"), 4 could not run here;
+	# anything else (a signal) printed no result: it is one here.
+	case $rc in
+	0 | 4) ;;
+	1) failed=1 ;;
+	*) failed=1; died+=("$mode $rc") ;;
+	esac
 	got=$(sed -n "s/^fuzz $mode: .* $unit=\([0-9]*\) .*/\1/p" "$out")
 	rm -f "$out"
 	echo "$mode: ${got:-0} $unit in $(($(date +%s) - start)) s" | ktap_diag
 	[ "$target" -gt 0 ] && volume+=("$mode $unit ${got:-0} $target $secs")
 done
 
-# The volume of each mode, as cases of their own.
-if [ ${#volume[@]} -gt 0 ]; then
-	ktap_header ${#volume[@]}
-	for v in "${volume[@]}"; do
+# The volume of each mode, and modes that died, as cases of their own.
+if [ $((${#volume[@]} + ${#died[@]})) -gt 0 ]; then
+	ktap_header $((${#volume[@]} + ${#died[@]}))
+	for d in ${died[@]+"${died[@]}"}; do
+		read -r mode rc <<<"$d"
+		ktap_fail "fuzz.${mode}_completed" "exit status $rc: no summary"
+	done
+	for v in ${volume[@]+"${volume[@]}"}; do
 		read -r mode unit got target secs <<<"$v"
 		if [ "$got" -ge "$target" ]; then
 			ktap_ok "fuzz.${mode}_volume"

@@ -1282,14 +1282,18 @@ static int open_ext4_file(struct guest_backend *be, __u64 size)
 
 static void close_ext4_file(struct guest_backend *be)
 {
-	char cmd[256];
+	char cmd[384];
 	int rc;
 
 	if (!be->mnt[0])
 		return;
-	/* mount -o loop set autoclear: the loop device goes with it. */
-	snprintf(cmd, sizeof(cmd), "umount %s 2>/dev/null; rm -f %s.fs; rmdir %s",
-		 be->mnt, be->mnt, be->mnt);
+	/*
+	 * mount -o loop set autoclear: the loop device goes with the mount.
+	 * The image only once it is unmounted; if busy, detach it lazily.
+	 */
+	snprintf(cmd, sizeof(cmd),
+		 "if umount %s 2>/dev/null; then rm -f %s.fs; rmdir %s; else umount -l %s 2>/dev/null; fi",
+		 be->mnt, be->mnt, be->mnt, be->mnt);
 	rc = system(cmd);
 	(void)rc;
 	be->mnt[0] = 0;

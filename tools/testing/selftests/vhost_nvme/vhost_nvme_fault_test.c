@@ -479,6 +479,7 @@ struct fctx {
 	struct test_tmpfs fs;
 	struct batch batch;
 	struct storm storm;
+	bool fmr_set;			/* fail_make_request configured */
 };
 
 static void storm_stop(struct storm *s);
@@ -490,8 +491,11 @@ static void fctx_init(struct fctx *c)
 	c->be.fd = c->be.io_fd = -1;
 }
 
+static void fmr_restore(struct fctx *c);
+
 static void fctx_teardown(struct fctx *c)
 {
+	fmr_restore(c);
 	dm_resume(&c->dm);
 	storm_stop(&c->storm);
 	guest_close(&c->g);
@@ -1323,6 +1327,30 @@ static void fmr_set(struct __test_metadata *_metadata, const char *attr,
 	}
 }
 
+/* Back to the defaults of fail_make_request, the disk's flag cleared. */
+static void fmr_restore(struct fctx *c)
+{
+	static const char *const dflt[][2] = {
+		{ "probability", "0" }, { "interval", "1" },
+		{ "times", "1" }, { "verbose", "2" },
+	};
+	char path[128];
+	size_t i;
+
+	if (!c->fmr_set)
+		return;
+	if (c->nb.name[0]) {
+		snprintf(path, sizeof(path), "/sys/block/%s/make-it-fail",
+			 c->nb.name);
+		attr_write(path, "0");
+	}
+	for (i = 0; i < ARRAY_SIZE(dflt); i++) {
+		snprintf(path, sizeof(path), "%s/%s", FMR_DIR, dflt[i][0]);
+		attr_write(path, dflt[i][1]);
+	}
+	c->fmr_set = false;
+}
+
 TEST_F_TIMEOUT(fault, fail_make_request_mid_flight, 180)
 {
 	struct fctx *c = &self->c;
@@ -1338,6 +1366,7 @@ TEST_F_TIMEOUT(fault, fail_make_request_mid_flight, 180)
 		return;
 	snprintf(mif, sizeof(mif), "/sys/block/%s/make-it-fail", c->nb.name);
 	/* Every bio of a disk marked make-it-fail, quietly, until told. */
+	c->fmr_set = true;
 	fmr_set(_metadata, "verbose", "0");
 	fmr_set(_metadata, "interval", "1");
 	fmr_set(_metadata, "times", "-1");

@@ -1141,6 +1141,89 @@ TEST_F(brd, cq_head_beyond_tail)
 }
 
 /*
+ * The VMM takes the memory of live queues out of the table (a hot-unplug,
+ * a remap): the worker's next look at it fails. The queue stops with one
+ * BAD_QUEUE_MEMORY record naming it and the address, posts nothing, and
+ * once the memory is back a new queue pair works. @shadow: the doorbell
+ * page is what goes missing (the shadow tail read fails); else the SQ
+ * ring (the SQE fetch fails).
+ */
+static void queue_memory_removed(struct __test_metadata *_metadata,
+				 struct hctx *c, bool shadow)
+{
+	struct vhost_memory_region last = {
+		.guest_phys_addr = c->g.mem_gpa + c->g.mem_size - 4096,
+		.memory_size = 4096,
+		.userspace_addr = (uintptr_t)c->g.mem + c->g.mem_size - 4096,
+	};
+	struct vhost_nvme_error e;
+	struct guest_cpl cpl;
+	struct guest_cq *cq;
+	struct guest_buf b;
+	__u64 want_gpa;
+	int rc;
+
+	ASSERT_OK(guest_set_error_fd(&c->g));
+	if (shadow)
+		ASSERT_OK(guest_set_dbbuf(&c->g));
+	ASSERT_OK(guest_buf_alloc(&c->g, &b, 0, 4096, false));
+	ASSERT_OK(guest_create_cq(&c->g, 1, 8, 0, &cq));
+	ASSERT_OK(guest_create_sq(&c->g, 1, cq, 16, 0, 0, &c->sq));
+	ASSERT_OK(push_reads(c, c->sq, &b, 1, 0x100));
+	ASSERT_OK(guest_sq_ring(c->sq));
+	ASSERT_EQ(1, guest_cq_wait(cq, &cpl, 1, GUEST_TIMEOUT_MS));
+	ASSERT_EQ(0, nvme_status(cpl.status));
+	ASSERT_GT(last.guest_phys_addr, c->sq->gpa + 16 * 64);
+	want_gpa = shadow ? c->g.dbs_gpa : c->sq->gpa;
+
+	/* Only the last page of guest memory is left in the table. */
+	ASSERT_OK(guest_set_mem_regions(&c->g, &last, 1));
+	ASSERT_OK(push_reads(c, c->sq, &b, 1, 0x200));
+	ASSERT_OK(guest_sq_ring(c->sq));
+	guest_wait_fd(c->g.errfd, 2000);
+	rc = guest_get_error(&c->g, &e);
+	ASSERT_EQ(0, rc) {
+		TH_LOG("no error record after the %s left the table: %s",
+		       shadow ? "doorbell page" : "SQ ring",
+		       guest_strerror(rc));
+	}
+	EXPECT_TRUE(e.qid == 1 && !e.cq &&
+		    e.type == VHOST_NVME_ERR_BAD_QUEUE_MEMORY &&
+		    e.gpa == want_gpa) {
+		TH_LOG("error: qid %u cq %u type %u gpa 0x%llx; want qid 1 cq 0 type %u (BAD_QUEUE_MEMORY) gpa 0x%llx",
+		       e.qid, e.cq, e.type, (unsigned long long)e.gpa,
+		       VHOST_NVME_ERR_BAD_QUEUE_MEMORY,
+		       (unsigned long long)want_gpa);
+	}
+	guest_msleep(100);
+	EXPECT_EQ(0, guest_cq_peek(cq));
+
+	/* Memory back: the broken pair goes, a new one works. */
+	ASSERT_OK(guest_set_mem_table(&c->g));
+	ASSERT_OK(guest_delete_sq(c->sq));
+	c->sq = NULL;
+	ASSERT_OK(guest_delete_cq(cq));
+	if (shadow)
+		ASSERT_OK(guest_clear_dbbuf(&c->g));
+	ASSERT_OK(guest_create_cq(&c->g, 1, 8, 0, &cq));
+	ASSERT_OK(guest_create_sq(&c->g, 1, cq, 16, 0, 0, &c->sq));
+	ASSERT_OK(push_reads(c, c->sq, &b, 1, 0x300));
+	ASSERT_OK(guest_sq_ring(c->sq));
+	ASSERT_EQ(1, guest_cq_wait(cq, &cpl, 1, GUEST_TIMEOUT_MS));
+	EXPECT_EQ(0, nvme_status(cpl.status));
+}
+
+TEST_F(brd, sq_ring_removed_from_table)
+{
+	queue_memory_removed(_metadata, &self->c, false);
+}
+
+TEST_F(brd, doorbell_page_removed_from_table)
+{
+	queue_memory_removed(_metadata, &self->c, true);
+}
+
+/*
  * Forwarded. 10 reads for an 8-entry CQ: 7 run, the CQ is full. The tail
  * then moves back to 8, taking entries 8 and 9 away again; when the head
  * moves and the worker carries on, it must not run the 14 stale entries
