@@ -58,12 +58,19 @@ static int attr_write(const char *dir, const char *attr, const char *val)
 	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		rc = -errno;
-	close(fd);
+	/*
+	 * While page allocations of everyone fail now and then, the write
+	 * itself may meet one (-ENOMEM, seen in CI): try again.
+	 */
+	for (int i = 0; i < 20; i++) {
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		rc = write(fd, val, strlen(val)) < 0 ? -errno : 0;
+		close(fd);
+		if (rc != -ENOMEM)
+			break;
+	}
 	return rc;
 }
 
